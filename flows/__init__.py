@@ -1,0 +1,1 @@
+"""burnwatch's dataflows and entry points."""

@@ -1,0 +1,137 @@
+"""The one settings object, built once at the entry point.
+
+Sources, highest first: CLI flags, environment variables (``BURNWATCH_*``),
+the YAML config file (``--config``), defaults. A bad value stops the job
+before it starts with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names it."""
+
+
+def parse_duration(value: Any) -> Any:
+    """'90s', '5m', '48h', '7d' -> timedelta; other forms are left to pydantic."""
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BURNWATCH_", frozen=True, extra="forbid")
+
+    out: str = Field("./burnwatch-out", description="Output URL: a folder or s3://bucket/prefix")
+    window: timedelta = Field(timedelta(minutes=1), description="Rollup window size")
+    allowed_lateness: timedelta = Field(
+        timedelta(minutes=5), description="How far the watermark trails the newest event"
+    )
+    max_lateness: timedelta = Field(
+        timedelta(days=7), description="Older than this behind the watermark: dead letter too_late"
+    )
+    max_clock_skew: timedelta = Field(
+        timedelta(minutes=10), description="Further ahead of the wall clock: future_timestamp"
+    )
+    dedupe_horizon: timedelta = Field(
+        timedelta(hours=48), description="How long (in watermark time) an id is remembered"
+    )
+    id_shards: int = Field(16, ge=1, le=4096, description="Dedupe state shards (fixed per store)")
+    window_shards: int = Field(16, ge=1, le=4096, description="Window state shards")
+    sink_partitions: int = Field(2, ge=1, le=256, description="Writers per dataset")
+    rows_per_file: int = Field(200_000, ge=1, description="Rows buffered before a file is written")
+    lines_per_batch: int = Field(10_000, ge=1, description="Lines per read when replaying files")
+    epoch_interval: timedelta = Field(
+        timedelta(seconds=10), description="Bytewax snapshot interval"
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec options for --out (e.g. s3 endpoint_url)"
+    )
+
+    _durations = field_validator(
+        "window", "allowed_lateness", "max_lateness", "max_clock_skew",
+        "dedupe_horizon", "epoch_interval", mode="before",
+    )(parse_duration)
+
+    @field_validator("window", "dedupe_horizon", "epoch_interval")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError("must be greater than zero")
+        return v
+
+    @field_validator("allowed_lateness", "max_lateness", "max_clock_skew")
+    @classmethod
+    def _not_negative(cls, v: timedelta) -> timedelta:
+        if v < timedelta(0):
+            raise ValueError("must not be negative")
+        return v
+
+    @field_validator("window")
+    @classmethod
+    def _divides_a_day(cls, v: timedelta) -> timedelta:
+        # Epoch-aligned windows only line up with hours and days if they divide a day.
+        if timedelta(days=1) % v or v % timedelta(microseconds=1000):
+            raise ValueError("must divide a day evenly, to the millisecond (e.g. 1m, 5m, 1h)")
+        return v
+
+    @model_validator(mode="after")
+    def _lateness_fits_windows(self) -> Settings:
+        if self.max_lateness < self.allowed_lateness:
+            raise ValueError("max_lateness must be at least allowed_lateness")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings]
+        yaml_file = settings_cls.model_config.get("yaml_file")
+        if yaml_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; raise ConfigError naming each bad setting."""
+    cls = Settings
+    if config_file is not None:
+        if not Path(config_file).is_file():
+            raise ConfigError(f"--config: no such file: {config_file}")
+
+        class _FromFile(Settings):
+            model_config = SettingsConfigDict(yaml_file=str(config_file))
+
+        cls = _FromFile
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return cls(**given)
+    except ValidationError as ex:
+        lines = []
+        for err in ex.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from ex

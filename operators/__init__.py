@@ -1,0 +1,1 @@
+"""burnwatch's building blocks: pure usage logic plus thin Bytewax wrappers."""

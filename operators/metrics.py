@@ -1,0 +1,38 @@
+"""Prometheus metrics of the flow, labelled by step where it helps."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, Counter, Gauge
+
+EVENTS_READ = Counter("burnwatch_events_read", "Records read from the input", ["source"])
+EVENTS_ACCEPTED = Counter("burnwatch_events_accepted", "Events counted into the totals")
+DUPLICATES = Counter("burnwatch_duplicates", "Exact repeats of an event already counted")
+DEAD_LETTERS = Counter("burnwatch_dead_letters", "Records rejected, by reason", ["reason"])
+LATE_PARTIALS = Counter(
+    "burnwatch_late_partials", "Partial aggregates that reached an already emitted window"
+)
+ROLLUP_ROWS = Counter("burnwatch_rollup_rows", "Rollup rows emitted, by kind", ["kind"])
+ROWS_WRITTEN = Counter("burnwatch_rows_written", "Rows written, by dataset", ["dataset"])
+FILES_WRITTEN = Counter("burnwatch_files_written", "Files written, by dataset", ["dataset"])
+WRITE_RETRIES = Counter("burnwatch_write_retries", "Failed writes that were retried", ["dataset"])
+DEDUPE_KEYS = Gauge("burnwatch_dedupe_keys", "Event ids remembered for dedupe", ["shard"])
+WATERMARK = Gauge("burnwatch_watermark_seconds", "Watermark of a window shard (Unix time)", ["shard"])
+
+
+def total(name: str) -> float:
+    """Sum of a counter over all its label values (for the replay summary)."""
+    value = 0.0
+    for metric in REGISTRY.collect():
+        if metric.name == name:
+            value += sum(s.value for s in metric.samples if s.name == name + "_total")
+    return value
+
+
+def by_label(name: str, label: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for metric in REGISTRY.collect():
+        if metric.name == name:
+            for s in metric.samples:
+                if s.name == name + "_total":
+                    out[s.labels[label]] = out.get(s.labels[label], 0.0) + s.value
+    return out

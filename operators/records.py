@@ -1,0 +1,81 @@
+"""The records that flow between steps.
+
+Time inside the flow is an ``int`` of microseconds since the Unix epoch, UTC:
+it is what NumPy and Arrow store, it sorts and subtracts exactly, and it
+converts to a timezone-aware ``datetime`` with :func:`to_datetime` at the
+edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import NamedTuple
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+US_PER_SECOND = 1_000_000
+HOUR_US = 3_600 * US_PER_SECOND
+
+
+def to_us(dt: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime."""
+    return (dt - EPOCH) // timedelta(microseconds=1)
+
+
+def to_datetime(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=int(us))
+
+
+def duration_us(td: timedelta) -> int:
+    return td // timedelta(microseconds=1)
+
+
+class Reason(StrEnum):
+    """Why a record went to the dead-letter store (a small, fixed set)."""
+
+    INVALID_JSON = "invalid_json"  # not UTF-8 JSON, or not a JSON object
+    MISSING_FIELD = "missing_field"  # id, tenant/subject, meter or time absent or empty
+    INVALID_FIELD = "invalid_field"  # a field of the wrong type (e.g. dimensions not an object)
+    INVALID_QUANTITY = "invalid_quantity"  # non-numeric, NaN, infinite or negative
+    INVALID_TIME = "invalid_time"  # not RFC 3339 with an offset
+    FUTURE_TIMESTAMP = "future_timestamp"  # beyond max_clock_skew ahead of the wall clock
+    TOO_LATE = "too_late"  # beyond max_lateness behind the watermark
+    DUPLICATE_CONFLICT = "duplicate_conflict"  # same id as an earlier event, other content
+
+
+class UsageEvent(NamedTuple):
+    """One valid usage event, whatever shape it arrived in (immutable)."""
+
+    id: str
+    tenant: str
+    meter: str
+    quantity: float
+    time_us: int
+    dimensions: tuple[tuple[str, str], ...]  # sorted (key, value) pairs
+
+
+@dataclass(frozen=True, slots=True)
+class RawBatch:
+    """Records as read, one source position each.
+
+    ``source`` is a file path or a Kafka topic; ``partition`` is the Kafka
+    partition (``None`` for files); ``offsets[i]`` is the Kafka offset or the
+    1-based line number of ``lines[i]``.
+    """
+
+    lines: Sequence[bytes]
+    source: str
+    partition: int | None
+    offsets: Sequence[int]
+
+
+class DeadLetter(NamedTuple):
+    received_at_us: int
+    reason: str
+    detail: str
+    raw: bytes
+    source: str
+    partition: int | None
+    offset: int

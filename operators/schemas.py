@@ -1,0 +1,81 @@
+"""The output datasets: their Arrow schemas and how rows become tables.
+
+Every dataset is Hive-partitioned by ``date=YYYY-MM-DD`` (UTC); the ``date``
+column lives in the path, not in the files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from operators.records import DeadLetter
+
+US_PER_DAY = 86_400_000_000
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+MONEY = pa.decimal128(38, 9)
+
+ROLLUPS_SCHEMA = pa.schema(
+    [
+        ("tenant", pa.string()),
+        ("meter", pa.string()),
+        ("window_start", TIMESTAMP),
+        ("window_end", TIMESTAMP),
+        ("quantity", pa.float64()),
+        ("events", pa.int64()),
+        ("quantity_max", pa.float64()),
+        ("last_event_time", TIMESTAMP),
+        ("quantity_last", pa.float64()),
+        ("revision", pa.int32()),
+        ("cost", MONEY),  # null until a price catalog applies
+        ("currency", pa.string()),
+    ]
+)
+
+DEAD_LETTER_SCHEMA = pa.schema(
+    [
+        ("received_at", TIMESTAMP),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("raw", pa.binary()),
+        ("source", pa.string()),  # Kafka topic or file path
+        ("partition", pa.int32()),  # Kafka partition; null for files
+        ("offset", pa.int64()),  # Kafka offset or 1-based line number
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    schema: pa.Schema
+    time_column: int  # position of the time (µs) that picks the date partition
+    to_columns: Callable[[list[tuple]], list[list]]
+
+    def table(self, rows: list[tuple]) -> pa.Table:
+        cols = self.to_columns(rows)
+        return pa.Table.from_arrays(
+            [pa.array(c, type=f.type) for c, f in zip(cols, self.schema, strict=True)],
+            schema=self.schema,
+        )
+
+    def date_of(self, row: tuple) -> int:
+        """Days since the epoch of a row's date partition."""
+        return row[self.time_column] // US_PER_DAY
+
+
+def _rollup_columns(rows: list[tuple]) -> list[list]:
+    # Row: tenant, meter, start, end, quantity, events, max, last_time, last, revision
+    cols = [list(c) for c in zip(*rows, strict=True)]
+    nulls = [None] * len(rows)
+    return [*cols, nulls, nulls]
+
+
+def _dead_letter_columns(rows: list[DeadLetter]) -> list[list]:
+    return [list(c) for c in zip(*rows, strict=True)]
+
+
+ROLLUPS = Dataset("rollups", ROLLUPS_SCHEMA, 2, _rollup_columns)
+DEAD_LETTER = Dataset("dead_letter", DEAD_LETTER_SCHEMA, 0, _dead_letter_columns)

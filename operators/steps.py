@@ -1,0 +1,161 @@
+"""Bytewax wrappers around the usage logic; each is short on purpose.
+
+``meter_usage`` is the whole core path::
+
+    RawBatch ─ parse ─┬─ rejects ─────────────────────────────────┐
+                      └─ shard_by_id ─ admit (keyed by id shard) ─┼─ rejects ─ dead letters
+                                        └─ partials ─ window (keyed by window shard) ─ rollup rows
+
+Batches stay batches: one item per read (a Kafka fetch or a chunk of lines),
+one per shard after the split, and only partial aggregates reach the window
+step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import bytewax.operators as op
+import numpy as np
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import StatefulBatchLogic
+
+from operators import metrics
+from operators.admission import Admission, AdmissionConfig, WindowPartials
+from operators.batch import EventBatch
+from operators.parquet_sink import partition_key
+from operators.parse import parse_batch
+from operators.records import DeadLetter, RawBatch, to_datetime
+from operators.windows import WindowBook, Watermark
+
+Clock = Callable[[], int]  # wall clock, µs since the epoch
+
+
+@dataclass(frozen=True)
+class UsageConfig:
+    admission: AdmissionConfig
+    id_shards: int
+    max_clock_skew_us: int
+    sink_partitions: int
+    tick_s: float = 1.0  # how often the wall clock moves watermarks in always-on mode
+
+
+@dataclass(frozen=True)
+class UsageOut:
+    rollups: Stream  # (sink partition key, [rollup row, ...])
+    dead_letters: Stream  # (sink partition key, [DeadLetter, ...])
+
+
+class _AdmitLogic(StatefulBatchLogic):
+    """State of one id shard. Items: (shard, batch slice, read's max event time)."""
+
+    def __init__(self, config: AdmissionConfig, clock: Clock, state) -> None:
+        self.admission = Admission(config, state)
+        self.clock = clock
+
+    def on_batch(self, values: list[tuple[int, EventBatch, int]]):
+        out: list = []
+        now = self.clock()
+        for shard, batch, read_max_us in values:
+            result = self.admission.admit(batch, read_max_us, now)
+            metrics.EVENTS_ACCEPTED.inc(result.accepted)
+            metrics.DUPLICATES.inc(result.duplicates)
+            if result.dead_letters:
+                out.append(result.dead_letters)
+            out.extend(result.partials)
+        metrics.DEDUPE_KEYS.labels(str(shard)).set(len(self.admission.index))
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self):
+        return self.admission.snapshot()
+
+
+class _WindowLogic(StatefulBatchLogic):
+    """Open windows of one window shard. Items: (shard, WindowPartials)."""
+
+    def __init__(self, config: UsageConfig, clock: Clock, state) -> None:
+        self.shard = ""
+        self.clock = clock
+        adm = config.admission
+        self.follow_wall_clock = adm.follow_wall_clock
+        self.tick_us = int(config.tick_s * 1e6)
+        # The upstream watermark already trails by allowed_lateness; here it only ages.
+        self.upstream = Watermark(0, adm.follow_wall_clock)
+        if state is None:
+            self.book = WindowBook(adm.window_us)
+        else:
+            self.book = WindowBook.restore(state[0])
+            self.upstream.restore(state[1])
+            self.shard = state[2]
+
+    def _emit(self, rows: list[tuple]):
+        if rows:
+            corrections = sum(1 for r in rows if r[-1] > 0)
+            metrics.ROLLUP_ROWS.labels("correction").inc(corrections)
+            metrics.ROLLUP_ROWS.labels("window").inc(len(rows) - corrections)
+            metrics.WATERMARK.labels(self.shard).set(self.book.watermark_us / 1e6)
+            return [rows], StatefulBatchLogic.RETAIN
+        return [], StatefulBatchLogic.RETAIN
+
+    def on_batch(self, values: list[tuple[int, WindowPartials]]):
+        now = self.clock()
+        for shard, wp in values:
+            self.shard = str(shard)
+            metrics.LATE_PARTIALS.inc(self.book.add(wp.keys, wp.partials))
+            self.upstream.observe(wp.watermark_us, now)
+        return self._emit(self.book.advance(self.upstream.at(now)))
+
+    def on_notify(self):
+        return self._emit(self.book.advance(self.upstream.at(self.clock())))
+
+    def on_eof(self):
+        return self._emit(self.book.close_all())
+
+    def notify_at(self):
+        if not self.follow_wall_clock:
+            return None
+        return to_datetime(self.clock() + self.tick_us)
+
+    def snapshot(self):
+        return (self.book.snapshot(), self.upstream.snapshot(), self.shard)
+
+
+def _shard_by_id(parsed, shards: int) -> list[tuple[str, tuple[EventBatch, int]]]:
+    batch, _rejects = parsed
+    if len(batch) == 0:
+        return []
+    read_max = int(batch.time_us.max())
+    parts = dict(batch.split_by_id(shards))
+    empty = batch.take(np.empty(0, dtype=np.int64))
+    # Every shard hears the read's max event time, so their watermarks agree.
+    return [(str(s), (s, parts.get(s, empty), read_max)) for s in range(shards)]
+
+
+@operator
+def meter_usage(step_id: str, up: Stream[RawBatch], config: UsageConfig, clock: Clock) -> UsageOut:
+    """Parse, dedupe, window and roll up usage; bad records become dead letters."""
+    parsed = op.map(
+        "parse",
+        up,
+        lambda raw: parse_batch(raw, now_us=clock(), max_clock_skew_us=config.max_clock_skew_us),
+    )
+    parse_rejects = op.filter_map("parse_rejects", parsed, lambda p: p[1] or None)
+    by_id = op.flat_map("shard_by_id", parsed, lambda p: _shard_by_id(p, config.id_shards))
+    admitted = op.stateful_batch(
+        "admit", by_id, lambda state: _AdmitLogic(config.admission, clock, state)
+    )
+    split = op.branch("split_admitted", admitted, lambda kv: isinstance(kv[1], list))
+    partials = op.map("key_by_window_shard", split.falses, lambda kv: (str(kv[1][0]), kv[1]))
+    rows = op.stateful_batch("window", partials, lambda state: _WindowLogic(config, clock, state))
+    parts = config.sink_partitions
+    rollups = op.map("key_rollups", rows, lambda kv: (partition_key(int(kv[0]) % parts), kv[1]))
+    rejects = op.merge("all_rejects", parse_rejects, op.map("admit_rejects", split.trues, lambda kv: kv[1]))
+    dead_letters = op.map("key_dead_letters", rejects, lambda dls: _key_dead_letters(dls, parts))
+    return UsageOut(rollups, dead_letters)
+
+
+def _key_dead_letters(dls: list[DeadLetter], parts: int) -> tuple[str, list[DeadLetter]]:
+    for dl in dls:
+        metrics.DEAD_LETTERS.labels(dl.reason).inc()
+    return (partition_key((dls[0].partition or 0) % parts), dls)

@@ -1,0 +1,189 @@
+"""Event-time tumbling windows, the watermark, and late corrections.
+
+Windows are aligned to the Unix epoch::
+
+    window_start(t) = t - (t mod size)        window_end = window_start + size
+
+The watermark trails the greatest event time seen by ``allowed_lateness``;
+in always-on mode it also moves with the wall clock while no newer event
+arrives (as Bytewax's ``EventClock`` does), so idle keys' windows close::
+
+    watermark = max_event_time + (now - wall_time_when_max_was_seen) - allowed_lateness
+
+A window is emitted (revision 0) once ``watermark >= window_end``. Usage that
+reaches a window after that is collected and emitted at the next close as a
+correction row for the same window, with::
+
+    revision = (closed_through - window_end) / size        (>= 1)
+
+where ``closed_through`` is the watermark rounded down to a window boundary
+at that close. It grows at every close, so revisions of a window are
+distinct and increasing (1, 2, ... with gaps) without remembering anything
+per closed window. The true total of a window is the sum over its revisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NEVER = -(2**62)
+
+# A partial aggregate: the state that is merged as usage reaches a window.
+#   quantity (sum), events (count), quantity_max, last_time_us, quantity_last
+# To add an aggregate: give it a slot here, fill it in `aggregate`, combine it
+# in `merge`, and add its column to operators/schemas.py.
+Partial = list  # [float, int, float, int, float]
+
+
+def window_starts(time_us: np.ndarray, size_us: int) -> np.ndarray:
+    return time_us - np.mod(time_us, size_us)
+
+
+def aggregate(
+    quantity: np.ndarray, time_us: np.ndarray, groups: np.ndarray, ngroups: int
+) -> list[Partial]:
+    """One partial per group; input in arrival order (a later arrival wins a tie for 'last')."""
+    n = len(groups)
+    sums = np.bincount(groups, weights=quantity, minlength=ngroups)
+    counts = np.bincount(groups, minlength=ngroups)
+    order = np.lexsort((np.arange(n), time_us, groups))  # by group, then time, then arrival
+    g_sorted = groups[order]
+    q_sorted = quantity[order]
+    starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
+    ends = np.r_[starts[1:], n] - 1
+    maxes = np.maximum.reduceat(q_sorted, starts)
+    return [
+        list(row)
+        for row in zip(
+            sums.tolist(),
+            counts.tolist(),
+            maxes.tolist(),
+            time_us[order][ends].tolist(),
+            q_sorted[ends].tolist(),
+            strict=True,
+        )
+    ]
+
+
+def merge(acc: Partial, new: Partial) -> None:
+    """Fold ``new`` (arrived later) into ``acc`` in place."""
+    acc[0] += new[0]
+    acc[1] += new[1]
+    if new[2] > acc[2]:
+        acc[2] = new[2]
+    if new[3] >= acc[3]:
+        acc[3] = new[3]
+        acc[4] = new[4]
+
+
+class Watermark:
+    """Greatest event time seen, less the allowed lateness (see module doc)."""
+
+    def __init__(self, allowed_lateness_us: int, follow_wall_clock: bool) -> None:
+        self.allowed_lateness_us = allowed_lateness_us
+        self.follow_wall_clock = follow_wall_clock
+        self.max_event_us = NEVER
+        self.seen_at_us = NEVER
+
+    def observe(self, max_event_us: int, now_us: int) -> None:
+        if max_event_us > self.max_event_us:
+            self.max_event_us = max_event_us
+            self.seen_at_us = now_us
+
+    def at(self, now_us: int) -> int:
+        if self.max_event_us == NEVER:
+            return NEVER
+        idle = max(0, now_us - self.seen_at_us) if self.follow_wall_clock else 0
+        return self.max_event_us + idle - self.allowed_lateness_us
+
+    def snapshot(self) -> tuple[int, int]:
+        return (self.max_event_us, self.seen_at_us)
+
+    def restore(self, state: tuple[int, int]) -> None:
+        self.max_event_us, self.seen_at_us = state
+
+
+Row = tuple  # (tenant, meter, window_start_us, window_end_us, *partial, revision)
+
+
+@dataclass
+class WindowBook:
+    """Open windows and pending corrections of one shard of (tenant, meter) keys."""
+
+    size_us: int
+    watermark_us: int = NEVER
+    closed_through_us: int = NEVER  # every window ending at or before this is emitted
+    # window_start -> (tenant, meter) -> partial; few starts are open at once
+    open: dict[int, dict[tuple[str, str], Partial]] | None = None
+    corrections: dict[tuple[str, str, int], Partial] | None = None
+
+    def __post_init__(self) -> None:
+        self.open = {} if self.open is None else self.open
+        self.corrections = {} if self.corrections is None else self.corrections
+
+    def add(self, keys: list[tuple[str, str, int]], partials: list[Partial]) -> int:
+        """Add partial aggregates; returns how many reached an emitted window."""
+        late = 0
+        for (tenant, meter, start), partial in zip(keys, partials, strict=True):
+            if start + self.size_us <= self.closed_through_us:
+                late += 1
+                acc = self.corrections.get((tenant, meter, start))
+                if acc is None:
+                    self.corrections[(tenant, meter, start)] = list(partial)
+                else:
+                    merge(acc, partial)
+                continue
+            by_key = self.open.get(start)
+            if by_key is None:
+                by_key = self.open[start] = {}
+            acc = by_key.get((tenant, meter))
+            if acc is None:
+                by_key[(tenant, meter)] = list(partial)
+            else:
+                merge(acc, partial)
+        return late
+
+    def advance(self, watermark_us: int) -> list[Row]:
+        """Move the watermark; emit windows it passed and pending corrections."""
+        if watermark_us <= self.watermark_us:
+            return []
+        self.watermark_us = watermark_us
+        closed_through = watermark_us - watermark_us % self.size_us
+        if closed_through <= self.closed_through_us:
+            return []
+        return self._close(closed_through)
+
+    def close_all(self) -> list[Row]:
+        """End of input: emit every open window and pending correction."""
+        ends = [start + self.size_us for start in self.open]
+        closed_through = max([self.closed_through_us + self.size_us, *ends])
+        return self._close(closed_through)
+
+    def _close(self, closed_through: int) -> list[Row]:
+        size = self.size_us
+        rows: list[Row] = []
+        for (tenant, meter, start), p in self.corrections.items():
+            end = start + size
+            rows.append((tenant, meter, start, end, *p, (closed_through - end) // size))
+        self.corrections = {}
+        for start in sorted(s for s in self.open if s + size <= closed_through):
+            for (tenant, meter), p in self.open.pop(start).items():
+                rows.append((tenant, meter, start, start + size, *p, 0))
+        self.closed_through_us = closed_through
+        return rows
+
+    def snapshot(self) -> tuple:
+        return (
+            self.size_us,
+            self.watermark_us,
+            self.closed_through_us,
+            {s: {k: list(p) for k, p in d.items()} for s, d in self.open.items()},
+            {k: list(p) for k, p in self.corrections.items()},
+        )
+
+    @classmethod
+    def restore(cls, state: tuple) -> WindowBook:
+        size, wm, ct, open_, corrections = state
+        return cls(size, wm, ct, open_, corrections)
