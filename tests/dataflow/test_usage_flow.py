@@ -1,0 +1,73 @@
+"""The usage dataflow on bytewax.testing: windows, late corrections, dead letters."""
+
+from datetime import timedelta
+
+from tests.helpers import T0, event, reads, run, window
+
+
+def test_windows_are_emitted_once_the_watermark_passes_them():
+    #  minute  0    1    2    3    4    5    6    7    8
+    #          [ w0 )[ w1 )                          ...
+    #  events  a,b   c                                 d@8
+    #  d moves the watermark to 8 - 5 (lateness) = 3: w0 and w1 close
+    #  end of input closes w8
+    rows, dls = run(reads([event("a", 0.1, 2), event("b", 0.9, 3), event("c", 1.5, 4)],
+                          [event("d", 8.0, 1)]))
+    assert dls == []
+    assert sorted(window(r) for r in rows) == [(0, 5.0, 2, 0), (1, 4.0, 1, 0), (8, 1.0, 1, 0)]
+
+
+def test_late_events_become_corrections_and_totals_add_up():
+    #  minute  0    1   ...   9   10
+    #          [ w0 )
+    #  read 1: a@0.5, z@10 -> watermark 5: w0 emitted (rev 0, quantity 1)
+    #  read 2: late b@0.2 (within max_lateness), y@12 -> watermark 7
+    #          b is a correction for w0, emitted at the next close (rev >= 1)
+    rows, dls = run(reads([event("a", 0.5, 1), event("z", 10, 1)],
+                          [event("b", 0.2, 2), event("y", 12, 1)]))
+    w0 = sorted(window(r) for r in rows if window(r)[0] == 0)
+    assert w0[0] == (0, 1.0, 1, 0)
+    assert len(w0) == 2 and w0[1][1:3] == (2.0, 1) and w0[1][3] >= 1
+    assert sum(w[1] for w in w0) == 3.0
+    assert dls == []
+
+
+def test_too_late_and_future_events_go_to_dead_letter_with_their_position():
+    #  watermark after read 1: 60*24*8 - 5 minutes (8 days in)
+    #  old@0 is more than 7 days behind it: too_late
+    #  the wall clock reads 8 days 1 minute: future@30 days is beyond the 10-minute skew
+    rows, dls = run(reads([event("new", 60 * 24 * 8)],
+                          [event("old", 0), event("ok", 60 * 24 * 8 - 3),
+                           event("future", 60 * 24 * 30)]),
+                    now=T0 + timedelta(days=8, minutes=1))
+    assert sorted((d.reason, d.offset) for d in dls) == [("future_timestamp", 4),
+                                                         ("too_late", 2)]
+    assert sum(r[5] for r in rows) == 2
+
+
+def test_duplicates_count_once_and_conflicts_are_dead_letters():
+    a = event("a", 0.5, 1)
+    rows, dls = run(reads([a, a], [a, event("a", 0.5, 9), event("b", 0.6, 2)]))
+    assert sum(r[4] for r in rows) == 3.0
+    assert sum(r[5] for r in rows) == 2
+    assert [(d.reason, d.offset) for d in dls] == [("duplicate_conflict", 4)]
+
+
+def test_bad_records_never_stop_the_flow():
+    rows, dls = run(reads([b"garbage", event("a", 1)], [b"{}", b"\x00\xff", event("b", 1)]))
+    assert sum(r[5] for r in rows) == 2
+    assert sorted(d.offset for d in dls) == [1, 3, 4]
+    assert all(d.raw in (b"garbage", b"{}", b"\x00\xff") for d in dls)
+
+
+def test_shard_count_does_not_change_totals():
+    batches = reads(*[[event(f"e{i}-{j}", i * 0.7 + j * 0.01, j + 1, tenant=f"t{j % 5}")
+                       for j in range(40)] for i in range(30)])
+    totals = []
+    for shards in (1, 3, 8):
+        rows, _ = run(batches, id_shards=shards, window_shards=shards)
+        acc = {}
+        for r in rows:
+            acc[(r[0], r[1], r[2])] = acc.get((r[0], r[1], r[2]), 0) + r[4]
+        totals.append(acc)
+    assert totals[0] == totals[1] == totals[2]

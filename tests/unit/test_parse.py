@@ -1,0 +1,111 @@
+import math
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from operators.parse import Rejection, parse_batch, parse_event
+from operators.records import RawBatch, Reason, UsageEvent, to_us
+
+T = "2026-11-25T10:00:00.123Z"
+T_US = to_us(datetime(2026, 11, 25, 10, 0, 0, 123000, tzinfo=UTC))
+
+
+def flat(**over):
+    base = {"id": "evt-1", "tenant": "acme", "meter": "api_calls", "quantity": 3, "time": T,
+            "dimensions": {"region": "eu-west-1"}}
+    base.update(over)
+    return orjson.dumps({k: v for k, v in base.items() if v is not ...})
+
+
+def cloud(**data_over):
+    data = {"meter": "api_calls", "quantity": 3, "dimensions": {"region": "eu-west-1"}}
+    data.update(data_over)
+    return orjson.dumps({"specversion": "1.0", "id": "evt-1", "source": "gw", "type": "usage",
+                         "subject": "acme", "time": T, "data": data})
+
+
+def test_flat_and_cloudevents_give_the_same_event():
+    a, b = parse_event(flat()), parse_event(cloud())
+    assert a == b == UsageEvent("evt-1", "acme", "api_calls", 3.0, T_US, (("region", "eu-west-1"),))
+
+
+def test_offsets_are_normalised_to_utc():
+    e = parse_event(flat(time="2026-11-25T12:00:00.123+02:00"))
+    assert e.time_us == T_US
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"{not json", Reason.INVALID_JSON),
+        (b"", Reason.INVALID_JSON),
+        (b"\xff\xfe", Reason.INVALID_JSON),
+        (b"[1,2]", Reason.INVALID_JSON),
+        (flat(id=...), Reason.MISSING_FIELD),
+        (flat(id=""), Reason.MISSING_FIELD),
+        (flat(tenant="  "), Reason.MISSING_FIELD),
+        (flat(meter=...), Reason.MISSING_FIELD),
+        (flat(id=12), Reason.INVALID_FIELD),
+        (flat(quantity="3"), Reason.INVALID_QUANTITY),
+        (flat(quantity=True), Reason.INVALID_QUANTITY),
+        (flat(quantity=-0.5), Reason.INVALID_QUANTITY),
+        (flat(quantity=...), Reason.MISSING_FIELD),
+        (b'{"id":"a","tenant":"t","meter":"m","quantity":NaN,"time":"' + T.encode() + b'"}',
+         Reason.INVALID_QUANTITY),
+        (b'{"id":"a","tenant":"t","meter":"m","quantity":1e999,"time":"' + T.encode() + b'"}',
+         Reason.INVALID_QUANTITY),
+        (b'{"id":"a","tenant":"t","meter":"m","quantity":Infinity,"time":"' + T.encode() + b'"}',
+         Reason.INVALID_QUANTITY),
+        (flat(time="yesterday"), Reason.INVALID_TIME),
+        (flat(time="2026-11-25T10:00:00"), Reason.INVALID_TIME),  # no offset: ambiguous
+        (flat(time=1732530000), Reason.INVALID_TIME),
+        (flat(time=...), Reason.MISSING_FIELD),
+        (flat(dimensions=["eu"]), Reason.INVALID_FIELD),
+        (flat(dimensions={"a": {"b": 1}}), Reason.INVALID_FIELD),
+        (cloud(quantity=-1), Reason.INVALID_QUANTITY),
+        (orjson.dumps({"specversion": "1.0", "id": "x", "subject": "acme", "time": T,
+                       "data": "api_calls"}), Reason.INVALID_FIELD),
+        (orjson.dumps({"specversion": "0.3", "id": "x", "subject": "acme", "time": T,
+                       "data": {}}), Reason.INVALID_FIELD),
+    ],
+)
+def test_bad_records_are_rejected_with_a_reason(raw, reason):
+    result = parse_event(raw)
+    assert isinstance(result, Rejection)
+    assert result.reason == reason
+    assert result.detail
+
+
+def test_zero_and_fractional_quantities_are_valid():
+    assert parse_event(flat(quantity=0)).quantity == 0.0
+    assert math.isclose(parse_event(flat(quantity=0.25)).quantity, 0.25)
+
+
+def test_batch_keeps_raw_bytes_and_positions_of_rejects_and_flags_future_events():
+    now = T_US
+    lines = [
+        flat(id="a"),
+        b"{broken",
+        flat(id="b", time="2026-11-25T10:20:00Z"),  # 20 min ahead of the clock
+        flat(id="c", time="2026-11-25T10:05:00Z"),  # 5 min ahead: within the skew
+    ]
+    batch, rejects = parse_batch(
+        RawBatch(lines, "events.jsonl", None, range(41, 45)), now_us=now,
+        max_clock_skew_us=10 * 60 * 1_000_000,
+    )
+    assert len(batch) == 2
+    assert batch.offsets.tolist() == [41, 44]
+    assert batch.raw == [lines[0], lines[3]]
+    assert [(d.reason, d.raw, d.offset, d.source) for d in rejects] == [
+        ("invalid_json", b"{broken", 42, "events.jsonl"),
+        ("future_timestamp", lines[2], 43, "events.jsonl"),
+    ]
+    assert all(d.received_at_us == now for d in rejects)
+
+
+def test_the_same_event_in_either_shape_has_the_same_content_hash():
+    batch, _ = parse_batch(RawBatch([flat(), cloud(), flat(quantity=4)], "f", None, [1, 2, 3]),
+                           now_us=T_US, max_clock_skew_us=0)
+    assert batch.id_hash[0] == batch.id_hash[1] == batch.id_hash[2]
+    assert batch.content_hash[0] == batch.content_hash[1] != batch.content_hash[2]
