@@ -1,0 +1,77 @@
+"""State survives a crash: dedupe keys, open windows, buffered rows and file numbering."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.testing import TestingSource, run_main
+
+from flows.cli import write_stream
+from flows.usage import Sinks, build_flow
+from operators.generate import GeneratorConfig
+from operators.parquet_sink import ParquetSink
+from operators.records import RawBatch, to_us
+from operators.schemas import DEAD_LETTER, ROLLUPS
+from tests.helpers import config
+from tests.oracle import (
+    dead_letter_counts,
+    duplicated_rows,
+    mismatches,
+    oracle_totals,
+    output_totals,
+    read_lines,
+)
+
+END = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def run_once(items, out: Path, recovery: Path, now_us: int) -> None:
+    """One execution; it stops at the next ABORT as a killed job would, and resumes on rerun."""
+    sinks = Sinks(
+        ParquetSink(str(out), ROLLUPS, run_key="test", partitions=2, rows_per_file=300),
+        ParquetSink(str(out), DEAD_LETTER, run_key="test", partitions=2, rows_per_file=5),
+    )
+    flow = build_flow(config(), TestingSource(items), sinks, lambda: now_us)
+    run_main(flow, epoch_interval=timedelta(0), recovery_config=RecoveryConfig(str(recovery)))
+
+
+def with_abort_at(batches: list, position: int | None) -> list:
+    # One ABORT per execution: bytewax 0.21's TestingSource miscounts its resume position
+    # by one for every ABORT it has already passed, so several in one list replay batches.
+    if position is None:
+        return batches
+    return [*batches[:position], TestingSource.ABORT(), *batches[position:]]
+
+
+@pytest.mark.parametrize("abort_every", [3, 7])
+def test_crashes_lose_nothing_and_count_nothing_twice(tmp_path, abort_every):
+    path = tmp_path / "events.jsonl"
+    manifest = write_stream(
+        GeneratorConfig(tenants=8, hours=12, seed=5, dup_rate=0.05, conflict_rate=0.01,
+                        late_rate=0.05, bad_rate=0.01, end=END),
+        path,
+    )
+    lines = path.read_bytes().splitlines()
+    batches = [
+        RawBatch(lines[i:i + 250], str(path), None, range(i + 1, i + 1 + len(lines[i:i + 250])))
+        for i in range(0, len(lines), 250)
+    ]
+    aborts = list(range(abort_every, len(batches), abort_every))
+    assert len(aborts) >= 3
+    recovery = tmp_path / "recovery"
+    recovery.mkdir()
+    init_db_dir(recovery, 1)
+    out = tmp_path / "out"
+    now = datetime.now(UTC)
+    expected = oracle_totals([path], now=now)
+
+    run_once(with_abort_at(batches, aborts[0]), out, recovery, to_us(now))
+    assert mismatches(expected, output_totals(str(out))) != []  # it stopped part way
+    for position in [*aborts[1:], None]:
+        run_once(with_abort_at(batches, position), out, recovery, to_us(now))
+
+    assert mismatches(expected, output_totals(str(out))) == []
+    assert duplicated_rows(str(out)) == 0
+    assert dead_letter_counts(str(out)) == dict(manifest.dead_letters)
+    assert len(read_lines([path])) == manifest.lines
