@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite the way CI does: a virtualenv with the project
+# and its test extras, the real services from infra/services.sh, then pytest.
+# The services are stopped again on exit, whether the tests pass or not.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PY="${PYTHON:-python3}"
+[[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+export PYTHON="$PWD/.venv/bin/python"
+
+trap 'infra/services.sh down || true' EXIT
+services_env="$(infra/services.sh up)"
+eval "$services_env"
+export KAFKA_BOOTSTRAP AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY BURNWATCH_S3_BUCKET
+
+.venv/bin/python -m pytest "$@"
