@@ -105,6 +105,28 @@ def replay(
 
 
 @app.command()
+def run(
+    brokers: Annotated[str, typer.Option(help="Kafka bootstrap servers, HOST:PORT[,...]")],
+    topic: Annotated[str, typer.Option(help="Topic of usage events")],
+    recovery_dir: Annotated[
+        Path, typer.Option(help="Bytewax recovery store: created if absent, resumed if present")
+    ],
+    out_url: Annotated[str | None, typer.Option("--out", help="Output folder or s3:// URL")] = None,
+    config: ConfigOpt = None,
+    workers: Annotated[int, typer.Option(min=1, help="Bytewax worker threads")] = 1,
+    until_end: Annotated[
+        bool, typer.Option("--until-end", help="Stop once every partition is drained")
+    ] = False,
+) -> None:
+    """Consume a topic for ever (or --until-end), with exactly-once effect on the output."""
+    from flows.run import run_job
+
+    settings = load_settings(config, out=out_url)
+    run_job(settings, brokers=brokers, topic=topic, recovery_dir=recovery_dir, workers=workers,
+            until_end=until_end)
+
+
+@app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for input and output")] = Path(
         "burnwatch-demo"

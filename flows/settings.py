@@ -62,13 +62,26 @@ class Settings(BaseSettings):
     epoch_interval: timedelta = Field(
         timedelta(seconds=10), description="Bytewax snapshot interval"
     )
+    max_file_delay: timedelta = Field(
+        timedelta(seconds=5),
+        description="Always-on mode: longest a buffered row waits before a file is written",
+    )
+    dead_letter_topic: str | None = Field(
+        None, description="Kafka topic for dead letters (default: <topic>.dlq)"
+    )
+    kafka: dict[str, Any] = Field(
+        default_factory=dict,
+        description="librdkafka settings passed to the consumer and producer unchanged (SASL/TLS)",
+    )
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus port (0: off)")
+    metrics_addr: str = Field("127.0.0.1", description="Prometheus bind address")
     storage_options: dict[str, Any] = Field(
         default_factory=dict, description="fsspec options for --out (e.g. s3 endpoint_url)"
     )
 
     _durations = field_validator(
         "window", "allowed_lateness", "max_lateness", "max_clock_skew",
-        "dedupe_horizon", "epoch_interval", mode="before",
+        "dedupe_horizon", "epoch_interval", "max_file_delay", mode="before",
     )(parse_duration)
 
     @field_validator("window", "dedupe_horizon", "epoch_interval")

@@ -20,6 +20,7 @@ from operators.steps import UsageConfig, meter_usage
 class Sinks:
     rollups: Sink
     dead_letters: Sink
+    dead_letter_topic: Sink | None = None  # a Kafka DLQ, in always-on mode
 
 
 def usage_config(settings: Settings, *, follow_wall_clock: bool) -> UsageConfig:
@@ -47,4 +48,6 @@ def build_flow(
     usage = meter_usage("meter_usage", raw, config, clock)
     op.output("write_rollups", usage.rollups, sinks.rollups)
     op.output("write_dead_letters", usage.dead_letters, sinks.dead_letters)
+    if sinks.dead_letter_topic is not None:
+        op.output("produce_dead_letters", usage.dead_letters, sinks.dead_letter_topic)
     return flow

@@ -36,3 +36,8 @@ def by_label(name: str, label: str) -> dict[str, float]:
                 if s.name == name + "_total":
                     out[s.labels[label]] = out.get(s.labels[label], 0.0) + s.value
     return out
+CONSUMER_LAG = Gauge(
+    "burnwatch_consumer_lag", "Messages between the read position and the partition's end",
+    ["topic", "partition"],
+)
+DLQ_PRODUCED = Counter("burnwatch_dlq_produced", "Dead letters produced to the DLQ topic")

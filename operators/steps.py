@@ -89,14 +89,15 @@ class _WindowLogic(StatefulBatchLogic):
             self.upstream.restore(state[1])
             self.shard = state[2]
 
-    def _emit(self, rows: list[tuple]):
+    def _emit(self, rows: list[tuple], tick: bool = False):
         if rows:
             corrections = sum(1 for r in rows if r[-1] > 0)
             metrics.ROLLUP_ROWS.labels("correction").inc(corrections)
             metrics.ROLLUP_ROWS.labels("window").inc(len(rows) - corrections)
             metrics.WATERMARK.labels(self.shard).set(self.book.watermark_us / 1e6)
             return [rows], StatefulBatchLogic.RETAIN
-        return [], StatefulBatchLogic.RETAIN
+        # An empty list on a tick lets the sinks flush on time while nothing closes.
+        return ([[]] if tick else []), StatefulBatchLogic.RETAIN
 
     def on_batch(self, values: list[tuple[int, WindowPartials]]):
         now = self.clock()
@@ -107,7 +108,7 @@ class _WindowLogic(StatefulBatchLogic):
         return self._emit(self.book.advance(self.upstream.at(now)))
 
     def on_notify(self):
-        return self._emit(self.book.advance(self.upstream.at(self.clock())))
+        return self._emit(self.book.advance(self.upstream.at(self.clock())), tick=True)
 
     def on_eof(self):
         return self._emit(self.book.close_all())
@@ -151,11 +152,16 @@ def meter_usage(step_id: str, up: Stream[RawBatch], config: UsageConfig, clock: 
     parts = config.sink_partitions
     rollups = op.map("key_rollups", rows, lambda kv: (partition_key(int(kv[0]) % parts), kv[1]))
     rejects = op.merge("all_rejects", parse_rejects, op.map("admit_rejects", split.trues, lambda kv: kv[1]))
-    dead_letters = op.map("key_dead_letters", rejects, lambda dls: _key_dead_letters(dls, parts))
+    keyed_rejects = op.map("key_dead_letters", rejects, lambda dls: _key_dead_letters(dls, parts))
+    # Every rollup emission (and wall-clock tick) also wakes the dead-letter writers, so
+    # a buffered dead letter is written on time even when no other reject follows it.
+    wake = op.map("wake_dead_letters", rollups, lambda kv: (kv[0], []))
+    dead_letters = op.merge("dead_letters", keyed_rejects, wake)
     return UsageOut(rollups, dead_letters)
 
 
 def _key_dead_letters(dls: list[DeadLetter], parts: int) -> tuple[str, list[DeadLetter]]:
+    # Dead letters of one source partition go to one writer, in order.
     for dl in dls:
         metrics.DEAD_LETTERS.labels(dl.reason).inc()
     return (partition_key((dls[0].partition or 0) % parts), dls)

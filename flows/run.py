@@ -1,0 +1,86 @@
+"""The always-on job: a Kafka topic through the usage flow into Parquet, with recovery."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.run import cli_main
+from prometheus_client import start_http_server
+
+from flows.replay import check_output, wall_clock_us
+from flows.settings import ConfigError, Settings
+from flows.usage import Sinks, build_flow, usage_config
+from operators.kafka_dlq import KafkaDeadLetterSink
+from operators.kafka_source import KafkaBatchSource
+from operators.parquet_sink import ParquetSink
+from operators.schemas import DEAD_LETTER, ROLLUPS
+
+log = logging.getLogger(__name__)
+
+RUN_KEY_FILE = "burnwatch-run-key"
+
+
+def open_recovery_store(directory: Path, partitions: int) -> str:
+    """Create the Bytewax recovery store if there is none; return its run key.
+
+    The run key names the output files of this store's job. A resumed job keeps
+    it (so it replaces what it wrote after its last snapshot); a new store gets
+    a new one, so a fresh job never deletes files an earlier job wrote.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    key_file = directory / RUN_KEY_FILE
+    has_store = any(directory.glob("part-*.sqlite3"))
+    if has_store and key_file.is_file():
+        return key_file.read_text().strip()
+    if has_store:
+        raise ConfigError(f"recovery_dir: {directory} holds a store not made by burnwatch")
+    init_db_dir(directory, partitions)
+    key = secrets.token_hex(6)
+    key_file.write_text(key + "\n")
+    log.info("created recovery store dir=%s partitions=%d run_key=%s", directory, partitions, key)
+    return key
+
+
+def run_job(
+    settings: Settings,
+    *,
+    brokers: str,
+    topic: str,
+    recovery_dir: Path,
+    workers: int = 1,
+    until_end: bool = False,
+) -> None:
+    check_output(settings.out, settings.storage_options)
+    run_key = open_recovery_store(recovery_dir, workers)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_addr)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_addr, settings.metrics_port)
+    max_delay = None if until_end else settings.max_file_delay.total_seconds()
+
+    def sink(dataset):
+        return ParquetSink(
+            settings.out, dataset, run_key=run_key, partitions=settings.sink_partitions,
+            rows_per_file=settings.rows_per_file, max_delay_s=max_delay,
+            storage_options=settings.storage_options,
+        )
+
+    sinks = Sinks(
+        sink(ROLLUPS),
+        sink(DEAD_LETTER),
+        KafkaDeadLetterSink(brokers, settings.dead_letter_topic or f"{topic}.dlq", settings.kafka),
+    )
+    source = KafkaBatchSource(brokers, topic, until_end=until_end, client_config=settings.kafka)
+    # A backfill (--until-end) follows event time only, so it is deterministic;
+    # the always-on job also lets the wall clock close idle windows.
+    flow = build_flow(
+        usage_config(settings, follow_wall_clock=not until_end), source, sinks, wall_clock_us
+    )
+    cli_main(
+        flow,
+        workers_per_process=workers,
+        epoch_interval=settings.epoch_interval,
+        recovery_config=RecoveryConfig(str(recovery_dir)),
+    )
