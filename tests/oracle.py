@@ -12,7 +12,9 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import fsspec
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 ORACLE_SQL = r"""
 WITH parsed AS (
@@ -83,32 +85,46 @@ def oracle_totals(paths: list[Path], now: datetime, window_us: int = 60_000_000)
     return {(t, m, w): (q, n) for t, m, w, q, n in rows}
 
 
-def output_totals(out: str) -> dict:
-    """Rollups as written, summed over revisions (read back with DuckDB)."""
-    rows = duckdb.sql(
-        f"""SELECT tenant, meter, epoch_us(window_start), sum(quantity), sum(events)::BIGINT
-            FROM read_parquet('{out}/rollups/**/*.parquet', hive_partitioning=true)
-            GROUP BY ALL"""
-    ).fetchall()
+def read_dataset(out_url: str, name: str) -> pa.Table:
+    """A dataset as an analyst opens it: pyarrow.dataset with Hive partitioning, any fsspec URL."""
+    fs, root = fsspec.core.url_to_fs(out_url)
+    if not fs.exists(f"{root}/{name}"):
+        return pa.table({})
+    return ds.dataset(f"{root}/{name}", filesystem=fs, format="parquet",
+                      partitioning="hive").to_table()
+
+
+def _query(sql: str, **tables: pa.Table) -> list[tuple]:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for name, table in tables.items():
+        con.register(name, table)
+    return con.execute(sql).fetchall()
+
+
+def output_totals(out_url: str) -> dict:
+    """Rollups as written, summed over revisions."""
+    rollups = read_dataset(out_url, "rollups")
+    if rollups.num_rows == 0:
+        return {}
+    rows = _query("""SELECT tenant, meter, epoch_us(window_start), sum(quantity),
+                            sum(events)::BIGINT FROM rollups GROUP BY ALL""", rollups=rollups)
     return {(t, m, w): (q, n) for t, m, w, q, n in rows}
 
 
-def duplicated_rows(out: str) -> int:
+def duplicated_rows(out_url: str) -> int:
     """Rows sharing (tenant, meter, window, revision): there must be none."""
-    return duckdb.sql(
-        f"""SELECT count(*) FROM (
-              SELECT tenant, meter, window_start, revision, count(*) AS n
-              FROM read_parquet('{out}/rollups/**/*.parquet', hive_partitioning=true)
-              GROUP BY ALL HAVING n > 1)"""
-    ).fetchall()[0][0]
+    rollups = read_dataset(out_url, "rollups")
+    return _query("""SELECT count(*) FROM (SELECT tenant, meter, window_start, revision,
+                     count(*) AS n FROM rollups GROUP BY ALL HAVING n > 1)""",
+                  rollups=rollups)[0][0]
 
 
-def dead_letter_counts(out: str) -> dict[str, int]:
-    return dict(duckdb.sql(
-        f"""SELECT reason, count(*)::BIGINT
-            FROM read_parquet('{out}/dead_letter/**/*.parquet', hive_partitioning=true)
-            GROUP BY ALL"""
-    ).fetchall())
+def dead_letter_counts(out_url: str) -> dict[str, int]:
+    dead = read_dataset(out_url, "dead_letter")
+    if dead.num_rows == 0:
+        return {}
+    return dict(_query("SELECT reason, count(*)::BIGINT FROM dead GROUP BY ALL", dead=dead))
 
 
 def mismatches(expected: dict, actual: dict) -> list:

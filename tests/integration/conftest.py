@@ -1,0 +1,115 @@
+"""Fixtures for tests against the real services that infra/services.sh starts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+REPO = Path(__file__).resolve().parents[2]
+NEEDED = ("KAFKA_BOOTSTRAP", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+          "BURNWATCH_S3_BUCKET")
+
+
+@pytest.fixture(scope="session")
+def services() -> dict[str, str]:
+    missing = [k for k in NEEDED if not os.environ.get(k)]
+    if missing:
+        pytest.skip(f"services not started (run via infra/test.sh); missing {missing}")
+    for k in ("KAFKA_BOOTSTRAP", "AWS_ENDPOINT_URL"):
+        assert "127.0.0.1" in os.environ[k], f"{k} must point at this machine's loopback"
+    return {k: os.environ[k] for k in NEEDED}
+
+
+@pytest.fixture
+def s3_out(services) -> str:
+    return f"s3://{services['BURNWATCH_S3_BUCKET']}/it-{uuid.uuid4().hex[:8]}"
+
+
+def services_sh(*args: str) -> None:
+    subprocess.run(["bash", str(REPO / "infra" / "services.sh"), *args], check=True,
+                   stdout=subprocess.DEVNULL, timeout=180)
+
+
+def create_topic(bootstrap: str, partitions: int = 3) -> str:
+    name = f"usage-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(30)
+    return name
+
+
+def _key(line: bytes) -> bytes | None:
+    # Copies of an event share its id, so keying by id keeps them in one partition, in order.
+    try:
+        eid = orjson.loads(line).get("id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return eid.encode() if isinstance(eid, str) and eid else None
+
+
+def produce(bootstrap: str, topic: str, lines: list[bytes]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50,
+                         "enable.idempotence": True, "queue.buffering.max.messages": 500_000})
+    for line in lines:
+        while True:
+            try:
+                producer.produce(topic, value=line, key=_key(line))
+                break
+            except BufferError:
+                producer.poll(0.1)
+    assert producer.flush(60) == 0
+
+
+class Job:
+    """`burnwatch run` as a separate process, as a deployment would run it."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, log: Path) -> None:
+        self.log = log
+        full_env = {**os.environ, "BURNWATCH_EPOCH_INTERVAL": "1s", "BURNWATCH_METRICS_PORT": "0",
+                    **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "--log-level", "INFO", "run", *args],
+            env=full_env, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        )
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.running():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def wait(self, timeout: float = 600) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.stop()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def wait_until(predicate, timeout: float, every: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return predicate()

@@ -1,0 +1,165 @@
+"""`burnwatch run` on a real Kafka broker and a real S3 server (SeaweedFS).
+
+Every test compares every (tenant, meter, window) total with the DuckDB oracle
+over the same lines, checks that no row is duplicated, and that the dead
+letters are exactly the injected bad records.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from flows.cli import write_stream
+from operators.generate import GeneratorConfig
+from tests.integration.conftest import Job, create_topic, produce, services_sh, wait_until
+from tests.oracle import dead_letter_counts, duplicated_rows, mismatches, oracle_totals, output_totals
+
+pytestmark = pytest.mark.integration
+END = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory) -> tuple[Path, list[bytes], dict]:
+    path = tmp_path_factory.mktemp("stream") / "events.jsonl"
+    manifest = write_stream(
+        GeneratorConfig(tenants=60, hours=96, seed=23, dup_rate=0.01, conflict_rate=0.002,
+                        late_rate=0.01, bad_rate=0.001, end=END),
+        path,
+    )
+    lines = path.read_bytes().splitlines()
+    assert len(lines) > 300_000
+    return path, lines, dict(manifest.dead_letters)
+
+
+@pytest.fixture(scope="module")
+def oracle(stream):
+    return oracle_totals([stream[0]], now=datetime.now(UTC))
+
+
+@pytest.fixture
+def topic(services, stream) -> str:
+    name = create_topic(services["KAFKA_BOOTSTRAP"], partitions=3)
+    produce(services["KAFKA_BOOTSTRAP"], name, stream[1])
+    return name
+
+
+def run_args(services, topic: str, out: str, recovery: Path, *extra: str) -> list[str]:
+    return ["--brokers", services["KAFKA_BOOTSTRAP"], "--topic", topic, "--out", out,
+            "--recovery-dir", str(recovery), *extra]
+
+
+def assert_matches_oracle(out: str, oracle: dict, dead_letters: dict) -> None:
+    assert mismatches(oracle, output_totals(out)) == []
+    assert duplicated_rows(out) == 0
+    assert dead_letter_counts(out) == dead_letters
+
+
+def dlq_reasons(bootstrap: str, topic: str) -> dict[str, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "it-dlq",
+                         "enable.partition.eof": True, "auto.offset.reset": "earliest"})
+    meta = consumer.list_topics(topic, timeout=10).topics[topic]
+    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+    counts: dict[str, int] = {}
+    eofs = 0
+    while eofs < len(meta.partitions):
+        msg = consumer.poll(5)
+        if msg is None:
+            break
+        if msg.error():
+            eofs += 1
+            continue
+        reason = dict(msg.headers())["reason"].decode()
+        counts[reason] = counts.get(reason, 0) + 1
+    consumer.close()
+    return counts
+
+
+def test_kill_9_three_times_loses_nothing_and_doubles_nothing(services, stream, oracle, topic,
+                                                              s3_out, tmp_path):
+    rng = random.Random(5)
+    recovery = tmp_path / "recovery"
+    args = run_args(services, topic, s3_out, recovery, "--until-end")
+    kills = 0
+    for _ in range(3):
+        job = Job(*args, log=tmp_path / "job.log")
+        time.sleep(rng.uniform(4.0, 7.0))
+        assert job.running(), "the job finished before it could be killed:\n" + job.output()
+        job.kill9()
+        kills += 1
+    final = Job(*args, log=tmp_path / "job.log")
+    assert final.wait() == 0, final.output()
+    assert kills == 3
+    assert_matches_oracle(s3_out, oracle, stream[2])
+    # The DLQ topic is at least once: every reason is there, maybe more than once.
+    dlq = dlq_reasons(services["KAFKA_BOOTSTRAP"], f"{topic}.dlq")
+    assert dlq.keys() == stream[2].keys()
+    assert all(dlq[r] >= n for r, n in stream[2].items())
+
+
+def test_two_workers_give_the_same_totals(services, stream, oracle, topic, s3_out, tmp_path):
+    job = Job(*run_args(services, topic, s3_out, tmp_path / "rec", "--until-end", "--workers", "2"),
+              log=tmp_path / "job.log")
+    assert job.wait() == 0, job.output()
+    assert_matches_oracle(s3_out, oracle, stream[2])
+
+
+def test_a_broker_restart_loses_nothing(services, stream, oracle, topic, s3_out, tmp_path):
+    job = Job(*run_args(services, topic, s3_out, tmp_path / "rec", "--until-end"),
+              log=tmp_path / "job.log")
+    try:
+        time.sleep(4)
+        assert job.running(), job.output()
+        services_sh("stop-kafka")
+        time.sleep(5)
+        assert job.running(), "the job must wait for the broker:\n" + job.output()
+    finally:
+        services_sh("start-kafka")
+    assert job.wait() == 0, job.output()
+    assert_matches_oracle(s3_out, oracle, stream[2])
+
+
+def test_an_s3_outage_loses_nothing(services, stream, oracle, topic, s3_out, tmp_path):
+    # Small files so the job is writing while the store is down.
+    job = Job(*run_args(services, topic, s3_out, tmp_path / "rec", "--until-end"),
+              env={"BURNWATCH_ROWS_PER_FILE": "3000"}, log=tmp_path / "job.log")
+    try:
+        time.sleep(4)
+        assert job.running(), job.output()
+        services_sh("stop-s3")
+        time.sleep(30)
+        assert job.running(), "the job must wait for the store:\n" + job.output()
+    finally:
+        services_sh("start-s3")
+    assert job.wait() == 0, job.output()
+    assert "retrying" in job.log.read_text()
+    assert_matches_oracle(s3_out, oracle, stream[2])
+
+
+def test_always_on_closes_idle_windows_by_the_wall_clock_and_serves_metrics(
+    services, stream, oracle, topic, s3_out, tmp_path
+):
+    # No --until-end: the job runs until stopped. The stream ended days ago, so only
+    # the wall clock can close its last windows.
+    port = 19400 + random.Random().randrange(500)
+    job = Job(*run_args(services, topic, s3_out, tmp_path / "rec"), log=tmp_path / "job.log",
+              env={"BURNWATCH_ALLOWED_LATENESS": "5s", "BURNWATCH_MAX_FILE_DELAY": "2s",
+                   "BURNWATCH_METRICS_PORT": str(port)})
+    try:
+        done = wait_until(lambda: not mismatches(oracle, output_totals(s3_out)), timeout=180,
+                          every=5)
+        assert done, job.output()
+        assert job.running()
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        for name in (b"burnwatch_events_read_total", b"burnwatch_consumer_lag",
+                     b"burnwatch_dead_letters_total", b"burnwatch_files_written_total"):
+            assert name in metrics
+    finally:
+        job.stop()
+    assert duplicated_rows(s3_out) == 0
