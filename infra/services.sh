@@ -94,56 +94,79 @@ check_port_plan() {
   [[ -z $dup ]] || die "port plan collides on: $dup(check KAFKA_PORT / S3_PORT / SEAWEED_*_PORT)"
 }
 
-# SIGTERM, wait, then SIGKILL. Keeps data dirs; removes the pidfile.
+kafka_ports_free() { ensure_ports_free kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; }
+s3_ports_free() {
+  ensure_ports_free s3 "$S3_PORT" "$SEAWEED_MASTER_PORT" "$SEAWEED_VOLUME_PORT" "$SEAWEED_FILER_PORT" \
+    "$SEAWEED_ADMIN_PORT" $((S3_PORT + 10000)) $((SEAWEED_MASTER_PORT + 10000)) \
+    $((SEAWEED_VOLUME_PORT + 10000)) $((SEAWEED_FILER_PORT + 10000)) $((SEAWEED_ADMIN_PORT + 10000))
+}
+
+# Before `up` starts anything: fail early if a service that is not ours yet has its ports
+# taken, rather than leaving Kafka running after S3 could not start.
+preflight() {
+  check_port_plan
+  live_pid "$KAFKA_PIDFILE" kafka.Kafka >/dev/null || kafka_ports_free
+  live_pid "$S3_PIDFILE" weed >/dev/null || s3_ports_free
+}
+
+# SIGTERM, wait, then SIGKILL.
+stop_pid() {
+  local name=$1 pid=$2 grace=$3 i
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < grace * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  log "$name did not stop within ${grace}s, sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+}
+
+# Stop the service recorded in a pidfile (if it really is ours). Keeps data dirs.
 stop_service() {
-  local name=$1 pidfile=$2 pattern=$3 grace=$4 pid i
-  if pid=$(live_pid "$pidfile" "$pattern"); then
-    log "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < grace * 10; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$name did not stop within ${grace}s, sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-  fi
+  local name=$1 pidfile=$2 pattern=$3 grace=$4 pid
+  if pid=$(live_pid "$pidfile" "$pattern"); then stop_pid "$name" "$pid" "$grace"; fi
   rm -f "$pidfile"
 }
 
 # A start that failed: say why (log tail), stop what we started, exit non-zero.
 fail_start() {
-  local name=$1 logfile=$2 pidfile=$3 pattern=$4 reason=$5
+  local name=$1 logfile=$2 pidfile=$3 reason=$4 pid
   log "$name failed to start: $reason"
   if [[ -f $logfile ]]; then
+    # only this attempt's output: from the last "====" marker that launch() wrote
     log "---- last lines of $logfile ----"
-    tail -n 40 "$logfile" >&2 || true
+    tac "$logfile" | sed '/^==== /q' | tac | tail -n 40 >&2 || true
     log "---- end of $logfile ----"
   fi
-  stop_service "$name" "$pidfile" "$pattern" 10
+  pid=$(cat "$pidfile" 2>/dev/null || true)
+  if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then stop_pid "$name" "$pid" 10; fi
+  rm -f "$pidfile"
   exit 1
 }
 
-# Poll probe function $5 until it succeeds, the process dies, or the timeout passes.
+# Poll probe function $4 until it succeeds, the process dies, or the timeout passes.
+# Liveness is by pid only: right after launch the child may not have exec'd the server
+# yet, so its command line cannot be checked here.
 wait_ready() {
-  local name=$1 logfile=$2 pidfile=$3 pattern=$4 probe=$5 deadline=$((SECONDS + START_TIMEOUT))
+  local name=$1 logfile=$2 pidfile=$3 probe=$4 deadline=$((SECONDS + START_TIMEOUT)) pid
+  pid=$(<"$pidfile")
   while ((SECONDS < deadline)); do
-    live_pid "$pidfile" "$pattern" >/dev/null ||
-      fail_start "$name" "$logfile" "$pidfile" "$pattern" "process exited"
+    kill -0 "$pid" 2>/dev/null || fail_start "$name" "$logfile" "$pidfile" "process exited"
     if "$probe"; then return 0; fi
     sleep 0.5
   done
-  fail_start "$name" "$logfile" "$pidfile" "$pattern" "no answer within ${START_TIMEOUT}s"
+  fail_start "$name" "$logfile" "$pidfile" "no answer within ${START_TIMEOUT}s"
 }
 
 # Launch "$@" detached (own session, so a Ctrl-C in the caller's terminal does not hit it),
 # appending to $2 and recording its pid in $1. setsid execs in place: $! is the server's pid.
+# fd 9 (our lock) is closed for the server, else it would hold the lock for its lifetime.
 launch() {
   local pidfile=$1 logfile=$2; shift 2
   printf '\n==== %s: %s\n' "$(date '+%F %T')" "$*" >>"$logfile"
-  setsid "$@" >>"$logfile" 2>&1 </dev/null &
+  setsid "$@" >>"$logfile" 2>&1 </dev/null 9>&- &
   echo $! >"$pidfile"
 }
 
@@ -161,8 +184,9 @@ ensure_kafka_libs() {
   log "fetching Kafka jars with Maven into $KAFKA_LIBS (first run only)"
   mkdir -p "$CACHE_DIR"
   tmp=$(mktemp -d "$CACHE_DIR/kafka-libs.tmp.XXXXXX")
+  # (sed: Maven 3.8 -q still emits colour resets)
   if ! mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
+      -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2; then
     rm -rf "$tmp"
     die "mvn could not fetch the Kafka jars (see the Maven output above)"
   fi
@@ -196,6 +220,10 @@ share.coordinator.state.topic.min.isr=1
 offsets.topic.num.partitions=3
 # tests should not wait 3s for every consumer group to form
 group.initial.rebalance.delay.ms=0
+# after a kill -9 the new process waits for the old registration's session to expire
+# before it can register (default 9s); keep that short for crash/restart tests
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=3000
 EOF
   # Kafka 4 logs through log4j2; without a config it would print only errors.
   cat >"$KAFKA_DIR/log4j2.properties" <<'EOF'
@@ -273,14 +301,14 @@ start_kafka() {
   if pid=$(live_pid "$KAFKA_PIDFILE" kafka.Kafka); then
     # Already running (maybe still booting from another call): just wait for it.
     kafka_probe || { log "kafka (pid $pid) is running; waiting for it to answer"; \
-      wait_ready kafka "$KAFKA_LOG" "$KAFKA_PIDFILE" kafka.Kafka kafka_probe; }
+      wait_ready kafka "$KAFKA_LOG" "$KAFKA_PIDFILE" kafka_probe; }
     log "kafka already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
     return 0
   fi
   rm -f "$KAFKA_PIDFILE"
   command -v java >/dev/null || die "java not found: Kafka needs a JRE 17+ on PATH"
   command -v "$PYTHON" >/dev/null || die "PYTHON=$PYTHON not found: needed to check that Kafka answers"
-  ensure_ports_free kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+  kafka_ports_free
   ensure_kafka_libs
   write_kafka_config
   format_kafka_storage
@@ -290,7 +318,7 @@ start_kafka() {
     java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties")
-  wait_ready kafka "$KAFKA_LOG" "$KAFKA_PIDFILE" kafka.Kafka kafka_probe
+  wait_ready kafka "$KAFKA_LOG" "$KAFKA_PIDFILE" kafka_probe
   log "kafka ready (pid $(<"$KAFKA_PIDFILE"))"
 }
 
@@ -353,16 +381,14 @@ start_s3() {
   local pid code sock_opts=()
   if pid=$(live_pid "$S3_PIDFILE" "weed"); then
     s3_probe || { log "s3 (pid $pid) is running; waiting for it to answer"; \
-      wait_ready s3 "$S3_LOG" "$S3_PIDFILE" weed s3_probe; }
+      wait_ready s3 "$S3_LOG" "$S3_PIDFILE" s3_probe; }
     log "s3 already running (pid $pid) on 127.0.0.1:$S3_PORT"
     return 0
   fi
   rm -f "$S3_PIDFILE"
   command -v curl >/dev/null || die "curl not found: needed to check the S3 endpoint"
   check_port_plan
-  ensure_ports_free s3 "$S3_PORT" "$SEAWEED_MASTER_PORT" "$SEAWEED_VOLUME_PORT" "$SEAWEED_FILER_PORT" \
-    "$SEAWEED_ADMIN_PORT" $((S3_PORT + 10000)) $((SEAWEED_MASTER_PORT + 10000)) \
-    $((SEAWEED_VOLUME_PORT + 10000)) $((SEAWEED_FILER_PORT + 10000)) $((SEAWEED_ADMIN_PORT + 10000))
+  s3_ports_free
   ensure_weed
   write_s3_config
   # Keep weed's unix sockets out of /tmp where possible (sun_path is limited to 107 bytes).
@@ -381,15 +407,25 @@ start_s3() {
     -filer.port="$SEAWEED_FILER_PORT" -admin.port="$SEAWEED_ADMIN_PORT" -admin.ui=false \
     -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
     -s3.config="$S3_DIR/s3.json" -bucket="$S3_BUCKET" "${sock_opts[@]}")
-  wait_ready s3 "$S3_LOG" "$S3_PIDFILE" weed s3_probe
+  wait_ready s3 "$S3_LOG" "$S3_PIDFILE" s3_probe
   # Make sure auth is really on: an unsigned request must be refused.
   code=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$S3_PORT/$S3_BUCKET" 2>/dev/null || true)
   [[ $code == 403 ]] ||
-    fail_start s3 "$S3_LOG" "$S3_PIDFILE" weed "anonymous request got HTTP $code, expected 403 (auth off?)"
+    fail_start s3 "$S3_LOG" "$S3_PIDFILE" "anonymous request got HTTP $code, expected 403 (auth off?)"
   log "s3 ready (pid $(<"$S3_PIDFILE")), bucket $S3_BUCKET"
 }
 
-stop_s3() { stop_service s3 "$S3_PIDFILE" weed 30; }
+# weed sometimes leaves its unix sockets behind (its gRPC ones always go to /tmp, named by
+# port, so they are ours); a restart copes, but keep things tidy.
+stop_s3() {
+  stop_service s3 "$S3_PIDFILE" weed 30
+  rm -f "$S3_DIR/s3.sock" "$S3_DIR/filer.sock" \
+    "/tmp/seaweedfs-master-grpc-$((SEAWEED_MASTER_PORT + 10000)).sock" \
+    "/tmp/seaweedfs-volume-grpc-$((SEAWEED_VOLUME_PORT + 10000)).sock" \
+    "/tmp/seaweedfs-filer-grpc-$((SEAWEED_FILER_PORT + 10000)).sock" \
+    "/tmp/seaweedfs-s3-grpc-$((S3_PORT + 10000)).sock" \
+    "/tmp/seaweedfs-admin-grpc-$((SEAWEED_ADMIN_PORT + 10000)).sock"
+}
 
 # ---------------------------------------------------------------- commands
 
@@ -422,13 +458,13 @@ usage() {
 lock() {
   mkdir -p "$STATE_DIR"
   exec 9>"$STATE_DIR/.lock"
-  flock -w 300 9 || die "another services.sh call holds $STATE_DIR/.lock"
+  flock -w 180 9 || die "another services.sh call holds $STATE_DIR/.lock"
 }
 
 main() {
   local cmd=${1:-}
   case $cmd in
-    up) lock; check_port_plan; start_kafka; start_s3; print_env ;;
+    up) lock; preflight; start_kafka; start_s3; print_env ;;
     down) lock; stop_s3; stop_kafka ;;
     env) print_env ;;
     status) status ;;
