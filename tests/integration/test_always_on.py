@@ -29,12 +29,12 @@ END = datetime(2026, 11, 20, tzinfo=UTC)
 def stream(tmp_path_factory) -> tuple[Path, list[bytes], dict]:
     path = tmp_path_factory.mktemp("stream") / "events.jsonl"
     manifest = write_stream(
-        GeneratorConfig(tenants=60, hours=96, seed=23, dup_rate=0.01, conflict_rate=0.002,
+        GeneratorConfig(tenants=80, hours=120, seed=23, dup_rate=0.01, conflict_rate=0.002,
                         late_rate=0.01, bad_rate=0.001, end=END),
         path,
     )
     lines = path.read_bytes().splitlines()
-    assert len(lines) > 300_000
+    assert len(lines) > 500_000
     return path, lines, dict(manifest.dead_letters)
 
 
@@ -86,14 +86,16 @@ def test_kill_9_three_times_loses_nothing_and_doubles_nothing(services, stream, 
     rng = random.Random(5)
     recovery = tmp_path / "recovery"
     args = run_args(services, topic, s3_out, recovery, "--until-end")
+    # Small files, so kills land between writes and resumes must replace files.
+    env = {"BURNWATCH_ROWS_PER_FILE": "20000"}
     kills = 0
     for _ in range(3):
-        job = Job(*args, log=tmp_path / "job.log")
-        time.sleep(rng.uniform(4.0, 7.0))
+        job = Job(*args, env=env, log=tmp_path / "job.log")
+        time.sleep(rng.uniform(1.5, 3.0))
         assert job.running(), "the job finished before it could be killed:\n" + job.output()
         job.kill9()
         kills += 1
-    final = Job(*args, log=tmp_path / "job.log")
+    final = Job(*args, env=env, log=tmp_path / "job.log")
     assert final.wait() == 0, final.output()
     assert kills == 3
     assert_matches_oracle(s3_out, oracle, stream[2])
@@ -114,7 +116,7 @@ def test_a_broker_restart_loses_nothing(services, stream, oracle, topic, s3_out,
     job = Job(*run_args(services, topic, s3_out, tmp_path / "rec", "--until-end"),
               log=tmp_path / "job.log")
     try:
-        time.sleep(4)
+        time.sleep(2)
         assert job.running(), job.output()
         services_sh("stop-kafka")
         time.sleep(5)
@@ -130,7 +132,7 @@ def test_an_s3_outage_loses_nothing(services, stream, oracle, topic, s3_out, tmp
     job = Job(*run_args(services, topic, s3_out, tmp_path / "rec", "--until-end"),
               env={"BURNWATCH_ROWS_PER_FILE": "3000"}, log=tmp_path / "job.log")
     try:
-        time.sleep(4)
+        time.sleep(2)
         assert job.running(), job.output()
         services_sh("stop-s3")
         time.sleep(30)
