@@ -7,8 +7,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PY="${PYTHON:-python3}"
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+# Quiet unless it fails: the install log is shown then.
+if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+       .venv/bin/python -m pip install -q -e '.[test]'; } >.venv/install.log 2>&1; then
+  cat .venv/install.log >&2
+  exit 1
+fi
 export PYTHON="$PWD/.venv/bin/python"
 
 trap 'infra/services.sh down || true' EXIT

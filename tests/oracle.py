@@ -88,6 +88,7 @@ def oracle_totals(paths: list[Path], now: datetime, window_us: int = 60_000_000)
 def read_dataset(out_url: str, name: str) -> pa.Table:
     """A dataset as an analyst opens it: pyarrow.dataset with Hive partitioning, any fsspec URL."""
     fs, root = fsspec.core.url_to_fs(out_url)
+    fs.invalidate_cache()  # s3fs caches listings; the job may have written since
     if not fs.exists(f"{root}/{name}"):
         return pa.table({})
     return ds.dataset(f"{root}/{name}", filesystem=fs, format="parquet",
