@@ -46,7 +46,9 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same stream)")] = 7,
     rate: Annotated[float, typer.Option(min=0, help="Mean events per tenant-hour")] = 60.0,
     dup_rate: Annotated[float, typer.Option(min=0, max=1, help="Share sent twice")] = 0.01,
-    conflict_rate: Annotated[float, typer.Option(min=0, max=1, help="Share re-sent changed")] = 0.001,
+    conflict_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Share re-sent with other content")
+    ] = 0.001,
     late_rate: Annotated[float, typer.Option(min=0, max=1, help="Share arriving late")] = 0.01,
     bad_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of bad records")] = 0.001,
     end: Annotated[
@@ -145,14 +147,16 @@ def demo(
     summary = run_replay(settings, [events])
     out.print("\n".join("    " + line for line in summary.lines()))
     root = Path(settings.out).resolve()
+    rollups = f"read_parquet('{root}/rollups/**/*.parquet', hive_partitioning=true)"
+    dead = f"read_parquet('{root}/dead_letter/**/*.parquet', hive_partitioning=true)"
     out.print(
         "\nQuery it with DuckDB (pip install duckdb):\n"
         "  import duckdb\n"
-        f"  duckdb.sql(\"\"\"SELECT tenant, meter, sum(quantity) AS quantity, sum(events) AS events\n"
-        f"    FROM read_parquet('{root}/rollups/**/*.parquet', hive_partitioning=true)\n"
-        "    GROUP BY ALL ORDER BY quantity DESC LIMIT 10\"\"\").show()\n"
-        f"  duckdb.sql(\"SELECT reason, count(*) FROM read_parquet('{root}/dead_letter/**/*.parquet')"
-        " GROUP BY ALL\").show()"
+        '  duckdb.sql("""SELECT tenant, meter, sum(quantity) AS quantity, sum(events) AS events\n'
+        f"    FROM {rollups}\n"
+        '    GROUP BY ALL ORDER BY quantity DESC LIMIT 10""").show()\n'
+        f'  duckdb.sql("SELECT reason, count(*) FROM {dead} GROUP BY ALL").show()',
+        highlight=False,
     )
 
 

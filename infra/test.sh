@@ -20,4 +20,5 @@ services_env="$(infra/services.sh up)"
 eval "$services_env"
 export KAFKA_BOOTSTRAP AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY BURNWATCH_S3_BUCKET
 
+.venv/bin/ruff check --quiet .
 .venv/bin/python -m pytest "$@"

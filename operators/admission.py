@@ -104,8 +104,9 @@ class Admission:
         cfg = self.config
         starts = window_starts(batch.time_us, cfg.window_us).tolist()
         index: dict[tuple[str, str, int], int] = {}
+        keys = zip(batch.tenants, batch.meters, starts, strict=True)
         groups = np.fromiter(
-            (index.setdefault(k, len(index)) for k in zip(batch.tenants, batch.meters, starts)),
+            (index.setdefault(k, len(index)) for k in keys),
             dtype=np.int64,
             count=len(starts),
         )

@@ -16,7 +16,9 @@ ROWS_WRITTEN = Counter("burnwatch_rows_written", "Rows written, by dataset", ["d
 FILES_WRITTEN = Counter("burnwatch_files_written", "Files written, by dataset", ["dataset"])
 WRITE_RETRIES = Counter("burnwatch_write_retries", "Failed writes that were retried", ["dataset"])
 DEDUPE_KEYS = Gauge("burnwatch_dedupe_keys", "Event ids remembered for dedupe", ["shard"])
-WATERMARK = Gauge("burnwatch_watermark_seconds", "Watermark of a window shard (Unix time)", ["shard"])
+WATERMARK = Gauge(
+    "burnwatch_watermark_seconds", "Watermark of a window shard (Unix time)", ["shard"]
+)
 
 
 def total(name: str) -> float:

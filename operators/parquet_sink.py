@@ -30,9 +30,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import fsspec
-from fsspec.implementations.local import LocalFileSystem
 import pyarrow.parquet as pq
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from fsspec.implementations.local import LocalFileSystem
 
 from operators import metrics
 from operators.schemas import Dataset

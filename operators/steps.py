@@ -27,7 +27,7 @@ from operators.batch import EventBatch
 from operators.parquet_sink import partition_key
 from operators.parse import parse_batch
 from operators.records import DeadLetter, RawBatch, to_datetime
-from operators.windows import WindowBook, Watermark
+from operators.windows import Watermark, WindowBook
 
 Clock = Callable[[], int]  # wall clock, µs since the epoch
 
@@ -64,7 +64,7 @@ class _AdmitLogic(StatefulBatchLogic):
             if result.dead_letters:
                 out.append(result.dead_letters)
             out.extend(result.partials)
-        metrics.DEDUPE_KEYS.labels(str(shard)).set(len(self.admission.index))
+            metrics.DEDUPE_KEYS.labels(str(shard)).set(len(self.admission.index))
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self):
@@ -151,7 +151,8 @@ def meter_usage(step_id: str, up: Stream[RawBatch], config: UsageConfig, clock: 
     rows = op.stateful_batch("window", partials, lambda state: _WindowLogic(config, clock, state))
     parts = config.sink_partitions
     rollups = op.map("key_rollups", rows, lambda kv: (partition_key(int(kv[0]) % parts), kv[1]))
-    rejects = op.merge("all_rejects", parse_rejects, op.map("admit_rejects", split.trues, lambda kv: kv[1]))
+    admit_rejects = op.map("admit_rejects", split.trues, lambda kv: kv[1])
+    rejects = op.merge("all_rejects", parse_rejects, admit_rejects)
     keyed_rejects = op.map("key_dead_letters", rejects, lambda dls: _key_dead_letters(dls, parts))
     # Every rollup emission (and wall-clock tick) also wakes the dead-letter writers, so
     # a buffered dead letter is written on time even when no other reject follows it.

@@ -10,7 +10,13 @@ from flows.cli import write_stream
 from flows.replay import replay
 from flows.settings import load_settings
 from operators.generate import GeneratorConfig
-from tests.oracle import dead_letter_counts, duplicated_rows, mismatches, oracle_totals, output_totals
+from tests.oracle import (
+    dead_letter_counts,
+    duplicated_rows,
+    mismatches,
+    oracle_totals,
+    output_totals,
+)
 
 END = datetime(2026, 11, 20, tzinfo=UTC)
 

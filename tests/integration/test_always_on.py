@@ -19,7 +19,13 @@ from confluent_kafka import Consumer, TopicPartition
 from flows.cli import write_stream
 from operators.generate import GeneratorConfig
 from tests.integration.conftest import Job, create_topic, produce, services_sh, wait_until
-from tests.oracle import dead_letter_counts, duplicated_rows, mismatches, oracle_totals, output_totals
+from tests.oracle import (
+    dead_letter_counts,
+    duplicated_rows,
+    mismatches,
+    oracle_totals,
+    output_totals,
+)
 
 pytestmark = pytest.mark.integration
 END = datetime(2026, 11, 20, tzinfo=UTC)
@@ -119,34 +125,32 @@ def test_two_workers_give_the_same_totals(services, stream, oracle, topic, s3_ou
     assert_matches_oracle(s3_out, oracle, stream[2])
 
 
-def test_a_broker_restart_loses_nothing(services, stream, oracle, topic, s3_out, tmp_path):
-    job = Job(*run_args(services, topic, s3_out, tmp_path / "rec", "--until-end"),
+def run_through_outage(services, topic, out, tmp_path, service: str, seconds: float,
+                       env: dict | None = None) -> Job:
+    """Start a backfill, take `service` down for `seconds` while it runs, bring it back."""
+    job = Job(*run_args(services, topic, out, tmp_path / "rec", "--until-end"), env=env,
               log=tmp_path / "job.log")
     try:
         time.sleep(2)
         assert job.running(), job.output()
-        services_sh("stop-kafka")
-        time.sleep(5)
-        assert job.running(), "the job must wait for the broker:\n" + job.output()
+        services_sh(f"stop-{service}")
+        time.sleep(seconds)
+        assert job.running(), f"the job must wait for {service}:\n" + job.output()
     finally:
-        services_sh("start-kafka")
+        services_sh(f"start-{service}")
     assert job.wait() == 0, job.output()
+    return job
+
+
+def test_a_broker_restart_loses_nothing(services, stream, oracle, topic, s3_out, tmp_path):
+    run_through_outage(services, topic, s3_out, tmp_path, "kafka", 5)
     assert_matches_oracle(s3_out, oracle, stream[2])
 
 
 def test_an_s3_outage_loses_nothing(services, stream, oracle, topic, s3_out, tmp_path):
     # Small files so the job is writing while the store is down.
-    job = Job(*run_args(services, topic, s3_out, tmp_path / "rec", "--until-end"),
-              env={"BURNWATCH_ROWS_PER_FILE": "3000"}, log=tmp_path / "job.log")
-    try:
-        time.sleep(2)
-        assert job.running(), job.output()
-        services_sh("stop-s3")
-        time.sleep(30)
-        assert job.running(), "the job must wait for the store:\n" + job.output()
-    finally:
-        services_sh("start-s3")
-    assert job.wait() == 0, job.output()
+    job = run_through_outage(services, topic, s3_out, tmp_path, "s3", 30,
+                             env={"BURNWATCH_ROWS_PER_FILE": "3000"})
     assert "retrying" in job.log.read_text()
     assert_matches_oracle(s3_out, oracle, stream[2])
 

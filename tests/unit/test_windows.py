@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from operators.windows import WindowBook, Watermark, aggregate, merge, window_starts
+from operators.windows import Watermark, WindowBook, aggregate, merge, window_starts
 
 MIN = 60_000_000
 
