@@ -119,13 +119,23 @@ def run(
     until_end: Annotated[
         bool, typer.Option("--until-end", help="Stop once every partition is drained")
     ] = False,
+    process_id: Annotated[
+        int | None, typer.Option("-i", "--process-id", help="This process's index in a cluster")
+    ] = None,
+    addresses: Annotated[
+        str | None,
+        typer.Option("-a", "--addresses", help="Cluster: every process's HOST:PORT, ';'-separated"),
+    ] = None,
 ) -> None:
     """Consume a topic for ever (or --until-end), with exactly-once effect on the output."""
     from flows.run import run_job
 
     settings = load_settings(config, out=out_url)
+    if (process_id is None) != (addresses is None):
+        raise ConfigError("--process-id and --addresses go together (a cluster needs both)")
     run_job(settings, brokers=brokers, topic=topic, recovery_dir=recovery_dir, workers=workers,
-            until_end=until_end)
+            until_end=until_end, process_id=process_id,
+            addresses=addresses.split(";") if addresses else None)
 
 
 @app.command()

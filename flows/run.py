@@ -52,9 +52,12 @@ def run_job(
     recovery_dir: Path,
     workers: int = 1,
     until_end: bool = False,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
 ) -> None:
     check_output(settings.out, settings.storage_options)
-    run_key = open_recovery_store(recovery_dir, workers)
+    processes = len(addresses) if addresses else 1
+    run_key = open_recovery_store(recovery_dir, workers * processes)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_addr)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_addr, settings.metrics_port)
@@ -81,6 +84,8 @@ def run_job(
     cli_main(
         flow,
         workers_per_process=workers,
+        process_id=process_id,
+        addresses=addresses,
         epoch_interval=settings.epoch_interval,
         recovery_config=RecoveryConfig(str(recovery_dir)),
     )
