@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 RUN_KEY_FILE = "burnwatch-run-key"
 
 
-def open_recovery_store(directory: Path, partitions: int) -> str:
+def open_recovery_store(directory: Path, partitions: int, run_key: str | None = None) -> str:
     """Create the Bytewax recovery store if there is none; return its run key.
 
     The run key names the output files of this store's job. A resumed job keeps
@@ -34,11 +34,14 @@ def open_recovery_store(directory: Path, partitions: int) -> str:
     key_file = directory / RUN_KEY_FILE
     has_store = any(directory.glob("part-*.sqlite3"))
     if has_store and key_file.is_file():
-        return key_file.read_text().strip()
+        stored = key_file.read_text().strip()
+        if run_key is not None and run_key != stored:
+            raise ConfigError(f"run_key: {run_key!r} differs from {stored!r} in {directory}")
+        return stored
     if has_store:
         raise ConfigError(f"recovery_dir: {directory} holds a store not made by burnwatch")
     init_db_dir(directory, partitions)
-    key = secrets.token_hex(6)
+    key = run_key or secrets.token_hex(6)
     key_file.write_text(key + "\n")
     log.info("created recovery store dir=%s partitions=%d run_key=%s", directory, partitions, key)
     return key
@@ -57,7 +60,7 @@ def run_job(
 ) -> None:
     check_output(settings.out, settings.storage_options)
     processes = len(addresses) if addresses else 1
-    run_key = open_recovery_store(recovery_dir, workers * processes)
+    run_key = open_recovery_store(recovery_dir, workers * processes, settings.run_key)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_addr)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_addr, settings.metrics_port)

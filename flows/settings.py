@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="librdkafka settings passed to the consumer and producer unchanged (SASL/TLS)",
     )
+    run_key: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
+        description="Names this job's output files (default: made with the recovery store); "
+        "every process of a cluster must share it",
+    )
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus port (0: off)")
     metrics_addr: str = Field("127.0.0.1", description="Prometheus bind address")
     storage_options: dict[str, Any] = Field(
