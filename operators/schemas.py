@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from operators.records import DeadLetter
 
 US_PER_DAY = 86_400_000_000
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -66,16 +65,11 @@ class Dataset:
         return row[self.time_column] // US_PER_DAY
 
 
-def _rollup_columns(rows: list[tuple]) -> list[list]:
-    # Row: tenant, meter, start, end, quantity, events, max, last_time, last, revision
-    cols = [list(c) for c in zip(*rows, strict=True)]
-    nulls = [None] * len(rows)
-    return [*cols, nulls, nulls]
-
-
-def _dead_letter_columns(rows: list[DeadLetter]) -> list[list]:
+def _columns(rows: list[tuple]) -> list[list]:
+    # Rows are tuples in schema order.
     return [list(c) for c in zip(*rows, strict=True)]
 
 
-ROLLUPS = Dataset("rollups", ROLLUPS_SCHEMA, 2, _rollup_columns)
-DEAD_LETTER = Dataset("dead_letter", DEAD_LETTER_SCHEMA, 0, _dead_letter_columns)
+# Row: tenant, meter, start, end, quantity, events, max, last_time, last, revision, cost, currency
+ROLLUPS = Dataset("rollups", ROLLUPS_SCHEMA, 2, _columns)
+DEAD_LETTER = Dataset("dead_letter", DEAD_LETTER_SCHEMA, 0, _columns)
