@@ -8,11 +8,21 @@ before it starts with a message that names the setting.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +32,9 @@ from pydantic_settings import (
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+_SECRET_SECTIONS = {"webhooks", "kafka", "storage_options", "url", "secret", "routing_key"}
 
 
 class ConfigError(Exception):
@@ -35,6 +48,69 @@ def parse_duration(value: Any) -> Any:
         if m:
             return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
     return value
+
+
+def _money(value: Any) -> Any:
+    # A float literal in YAML carries binary noise into money: demand a string or an int.
+    if isinstance(value, float):
+        raise ValueError("write money as a string, e.g. \"12.50\"")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Money = Annotated[Decimal, BeforeValidator(_money), Field(ge=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GrantSettings(_Section):
+    grant_id: str
+    amount: Money
+    granted_at: datetime
+    expires_at: datetime | None = None
+
+
+class BudgetSettings(_Section):
+    amount: Money
+    period: Literal["day", "week", "month"] = "month"
+
+
+class TenantSettings(_Section):
+    budget: BudgetSettings | None = None
+    credits: list[GrantSettings] = []
+
+
+class WebhookSettings(_Section):
+    name: str
+    url: SecretStr  # Slack and PagerDuty URLs are secrets too
+    format: Literal["standard", "slack", "pagerduty"] = "standard"
+    secret: SecretStr | None = None
+    routing_key: SecretStr | None = None
+    timeout: Duration = timedelta(seconds=5)
+    max_attempts: int = Field(6, ge=1, le=100)
+    backoff: Duration = timedelta(milliseconds=500)
+    max_backoff: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> WebhookSettings:
+        if self.format == "standard" and (
+            self.secret is None or not self.secret.get_secret_value().startswith("whsec_")
+        ):
+            raise ValueError("a standard webhook needs secret: whsec_...")
+        if self.format == "pagerduty" and self.routing_key is None:
+            raise ValueError("a pagerduty webhook needs routing_key")
+        return self
+
+
+class AlertSettings(_Section):
+    cooldown: Duration = timedelta(hours=1)
+    page_fast_factor: float = Field(14.4, gt=0)  # 1 h, confirmed by 5 min
+    page_slow_factor: float = Field(6.0, gt=0)  # 6 h, confirmed by 30 min
+    ticket_factor: float = Field(1.0, gt=0)  # 3 d, confirmed by 6 h
+    exhaustion_within: Duration = timedelta(hours=24)
+    forecast_window: Duration = timedelta(hours=6)
 
 
 class Settings(BaseSettings):
@@ -84,6 +160,21 @@ class Settings(BaseSettings):
     storage_options: dict[str, Any] = Field(
         default_factory=dict, description="fsspec options for --out (e.g. s3 endpoint_url)"
     )
+    tenant_shards: int = Field(8, ge=1, le=4096, description="Burn and alert state shards")
+    pricing: list[dict[str, Any]] = Field(default_factory=list, description="Price catalog")
+    tenants: dict[str, TenantSettings] = Field(
+        default_factory=dict, description="Budgets and credit grants per tenant"
+    )
+    webhooks: list[WebhookSettings] = Field(default_factory=list, description="Alert receivers")
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+
+    @field_validator("pricing")
+    @classmethod
+    def _catalog(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from operators.pricing import catalog_from_config
+
+        catalog_from_config(v)  # raises ValueError naming the entry
+        return v
 
     _durations = field_validator(
         "window", "allowed_lateness", "max_lateness", "max_clock_skew",
@@ -152,5 +243,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         lines = []
         for err in ex.errors():
             where = ".".join(str(p) for p in err["loc"]) or "settings"
-            lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
+            line = f"  {where}: {err['msg']}"
+            # Echo the value only when it is a plain one and cannot be a secret.
+            value = err.get("input")
+            if isinstance(value, str | int | float) and not _SECRET_SECTIONS & {
+                str(p) for p in err["loc"]
+            }:
+                line += f" (got {value!r})"
+            lines.append(line)
         raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from ex

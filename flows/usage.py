@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -12,8 +13,12 @@ from bytewax.outputs import Sink
 
 from flows.settings import Settings
 from operators.admission import AdmissionConfig
-from operators.records import duration_us
-from operators.steps import UsageConfig, meter_usage
+from operators.burn import Budget, BurnConfig, BurnRateRule, TenantPlan
+from operators.ledger import NO_EXPIRY, Grant
+from operators.pricing import catalog_from_config
+from operators.records import duration_us, to_us
+from operators.steps import UsageConfig, meter_usage, track_spend
+from operators.webhooks import WebhookTarget
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,9 @@ class Sinks:
     rollups: Sink
     dead_letters: Sink
     dead_letter_topic: Sink | None = None  # a Kafka DLQ, in always-on mode
+    burn: Sink | None = None  # the three below go together: spend tracking is on when set
+    ledger: Sink | None = None
+    alerts: Sink | None = None
 
 
 def usage_config(settings: Settings, *, follow_wall_clock: bool) -> UsageConfig:
@@ -37,7 +45,64 @@ def usage_config(settings: Settings, *, follow_wall_clock: bool) -> UsageConfig:
         id_shards=settings.id_shards,
         max_clock_skew_us=duration_us(settings.max_clock_skew),
         sink_partitions=settings.sink_partitions,
+        catalog=catalog_from_config(settings.pricing) if settings.pricing else None,
+        burn=burn_config(settings),
+        tenant_shards=settings.tenant_shards,
     )
+
+
+def burn_config(settings: Settings) -> BurnConfig:
+    alerts = settings.alerts
+    hour, minute = timedelta(hours=1), timedelta(minutes=1)
+    plans = {
+        name: TenantPlan(
+            budget=Budget(t.budget.amount, t.budget.period) if t.budget else None,
+            grants=tuple(
+                Grant(g.grant_id, g.amount, to_us(_utc(g.granted_at)),
+                      to_us(_utc(g.expires_at)) if g.expires_at else NO_EXPIRY)
+                for g in t.credits
+            ),
+        )
+        for name, t in settings.tenants.items()
+    }
+    catalog = catalog_from_config(settings.pricing) if settings.pricing else None
+    return BurnConfig(
+        plans=plans,
+        currency=next(iter(catalog.currencies)) if catalog else None,
+        rules=(
+            BurnRateRule("page", duration_us(hour), duration_us(5 * minute),
+                         alerts.page_fast_factor),
+            BurnRateRule("page", duration_us(6 * hour), duration_us(30 * minute),
+                         alerts.page_slow_factor),
+            BurnRateRule("ticket", duration_us(72 * hour), duration_us(6 * hour),
+                         alerts.ticket_factor),
+        ),
+        exhaustion_within_h=alerts.exhaustion_within / hour,
+        forecast_hours=max(1, round(alerts.forecast_window / hour)),
+        cooldown_us=duration_us(alerts.cooldown),
+        max_lateness_us=duration_us(settings.max_lateness),
+    )
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def webhook_targets(settings: Settings) -> list[WebhookTarget]:
+    return [
+        WebhookTarget(
+            name=w.name,
+            url=w.url.get_secret_value(),
+            format=w.format,
+            secret=w.secret.get_secret_value() if w.secret else None,
+            routing_key=w.routing_key.get_secret_value() if w.routing_key else None,
+            timeout_s=w.timeout.total_seconds(),
+            max_attempts=w.max_attempts,
+            backoff_s=w.backoff.total_seconds(),
+            max_backoff_s=w.max_backoff.total_seconds(),
+        )
+        for w in settings.webhooks
+    ]
 
 
 def build_flow(
@@ -50,4 +115,9 @@ def build_flow(
     op.output("write_dead_letters", usage.dead_letters, sinks.dead_letters)
     if sinks.dead_letter_topic is not None:
         op.output("produce_dead_letters", usage.dead_letters, sinks.dead_letter_topic)
+    if sinks.burn is not None and config.burn is not None:
+        spend = track_spend("track_spend", usage.closes, config)
+        op.output("write_burn", spend.burn, sinks.burn)
+        op.output("write_ledger", spend.ledger, sinks.ledger)
+        op.output("deliver_alerts", spend.alerts, sinks.alerts)
     return flow

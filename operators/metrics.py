@@ -43,3 +43,8 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
 )
 DLQ_PRODUCED = Counter("burnwatch_dlq_produced", "Dead letters produced to the DLQ topic")
+UNPRICED_ROWS = Counter("burnwatch_unpriced_rows", "Rollup rows of a meter with no price")
+ALERTS_RAISED = Counter("burnwatch_alerts", "Alert actions, by kind and action", ["kind", "action"])
+ALERT_DELIVERIES = Counter(
+    "burnwatch_alert_deliveries", "Webhook deliveries, by sink and outcome", ["sink", "status"]
+)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-
 US_PER_DAY = 86_400_000_000
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 MONEY = pa.decimal128(38, 9)
@@ -46,6 +45,57 @@ DEAD_LETTER_SCHEMA = pa.schema(
 )
 
 
+BURN_SCHEMA = pa.schema(
+    [
+        ("tenant", pa.string()),
+        ("hour_start", TIMESTAMP),
+        ("hour_end", TIMESTAMP),
+        ("cost", MONEY),
+        ("currency", pa.string()),
+        ("expected_cost", MONEY),  # from the anomaly model; null until it is wired in
+        ("anomaly_score", pa.float64()),
+        ("model", pa.string()),
+        ("credits_remaining", MONEY),  # null for a tenant without credits
+        ("hours_to_exhaustion", pa.float64()),  # null when the recent burn is zero
+        ("budget", MONEY),
+        ("revision", pa.int32()),  # a late cost restates the hour: take the highest
+    ]
+)
+
+LEDGER_SCHEMA = pa.schema(
+    [
+        ("tenant", pa.string()),
+        ("time", TIMESTAMP),  # the hour the entry belongs to
+        ("kind", pa.string()),  # grant | consume | expire
+        ("grant_id", pa.string()),
+        ("amount", MONEY),  # + grant, - consume / expire
+        ("balance", MONEY),  # the tenant's live credits after the entry
+    ]
+)
+
+ALERTS_SCHEMA = pa.schema(
+    [
+        ("alert_id", pa.string()),
+        ("dedup_key", pa.string()),
+        ("kind", pa.string()),
+        ("tenant", pa.string()),
+        ("meter", pa.string()),
+        ("severity", pa.string()),
+        ("action", pa.string()),  # trigger | resolve
+        ("opened_at", TIMESTAMP),
+        ("at", TIMESTAMP),
+        ("summary", pa.string()),
+        ("payload", pa.string()),  # the alert as JSON (no secrets)
+        ("sink", pa.string()),  # webhook name; empty when none is configured
+        ("status", pa.string()),  # delivered | failed | recorded
+        ("attempts", pa.int32()),
+        ("last_error", pa.string()),
+        ("http_status", pa.int32()),
+        ("recorded_at", TIMESTAMP),
+    ]
+)
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str
@@ -73,3 +123,6 @@ def _columns(rows: list[tuple]) -> list[list]:
 # Row: tenant, meter, start, end, quantity, events, max, last_time, last, revision, cost, currency
 ROLLUPS = Dataset("rollups", ROLLUPS_SCHEMA, 2, _columns)
 DEAD_LETTER = Dataset("dead_letter", DEAD_LETTER_SCHEMA, 0, _columns)
+BURN = Dataset("burn", BURN_SCHEMA, 1, _columns)
+LEDGER = Dataset("ledger", LEDGER_SCHEMA, 1, _columns)
+ALERTS = Dataset("alerts", ALERTS_SCHEMA, 8, _columns)

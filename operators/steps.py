@@ -23,10 +23,12 @@ from bytewax.operators import StatefulBatchLogic
 
 from operators import metrics
 from operators.admission import Admission, AdmissionConfig, WindowPartials
-from operators.batch import EventBatch
+from operators.batch import EventBatch, stable_hash
+from operators.burn import BurnBook, BurnConfig, BurnOutput
 from operators.parquet_sink import partition_key
 from operators.parse import parse_batch
-from operators.records import DeadLetter, RawBatch, to_datetime
+from operators.pricing import PriceCatalog, Pricer
+from operators.records import HOUR_US, DeadLetter, RawBatch, to_datetime
 from operators.windows import Watermark, WindowBook
 
 Clock = Callable[[], int]  # wall clock, µs since the epoch
@@ -39,12 +41,31 @@ class UsageConfig:
     max_clock_skew_us: int
     sink_partitions: int
     tick_s: float = 1.0  # how often the wall clock moves watermarks in always-on mode
+    catalog: PriceCatalog | None = None
+    burn: BurnConfig | None = None
+    tenant_shards: int = 8
 
 
 @dataclass(frozen=True)
 class UsageOut:
     rollups: Stream  # (sink partition key, [rollup row, ...])
     dead_letters: Stream  # (sink partition key, [DeadLetter, ...])
+    closes: Stream  # (window shard, Closed): every emission of the window step
+
+
+@dataclass(frozen=True)
+class Closed:
+    """What the window step emits: priced rows, and how far its windows are closed."""
+
+    rows: list[tuple]
+    closed_through_us: int
+
+
+@dataclass(frozen=True)
+class SpendOut:
+    burn: Stream  # (sink partition key, [burn row, ...])
+    ledger: Stream  # (sink partition key, [LedgerEntry, ...])
+    alerts: Stream  # (sink partition key, [Alert, ...])
 
 
 class _AdmitLogic(StatefulBatchLogic):
@@ -82,22 +103,29 @@ class _WindowLogic(StatefulBatchLogic):
         self.tick_us = int(config.tick_s * 1e6)
         # The upstream watermark already trails by allowed_lateness; here it only ages.
         self.upstream = Watermark(0, adm.follow_wall_clock)
+        self.max_lateness_us = adm.max_lateness_us
         if state is None:
             self.book = WindowBook(adm.window_us)
+            self.pricer = Pricer(config.catalog)
         else:
             self.book = WindowBook.restore(state[0])
             self.upstream.restore(state[1])
             self.shard = state[2]
+            self.pricer = Pricer(config.catalog, state[3])
 
     def _emit(self, rows: list[tuple], tick: bool = False):
+        closed = self.book.closed_through_us
         if rows:
             corrections = sum(1 for r in rows if r[-1] > 0)
             metrics.ROLLUP_ROWS.labels("correction").inc(corrections)
             metrics.ROLLUP_ROWS.labels("window").inc(len(rows) - corrections)
             metrics.WATERMARK.labels(self.shard).set(self.book.watermark_us / 1e6)
-            return [rows], StatefulBatchLogic.RETAIN
-        # An empty list on a tick lets the sinks flush on time while nothing closes.
-        return ([[]] if tick else []), StatefulBatchLogic.RETAIN
+            rows, unpriced = self.pricer.price_rows(rows)
+            metrics.UNPRICED_ROWS.inc(unpriced)
+            self.pricer.expire(self.book.watermark_us, self.max_lateness_us)
+            return [Closed(rows, closed)], StatefulBatchLogic.RETAIN
+        # An empty emission on a tick lets the sinks flush and spend move on time.
+        return ([Closed([], closed)] if tick else []), StatefulBatchLogic.RETAIN
 
     def on_batch(self, values: list[tuple[int, WindowPartials]]):
         now = self.clock()
@@ -119,7 +147,8 @@ class _WindowLogic(StatefulBatchLogic):
         return to_datetime(self.clock() + self.tick_us)
 
     def snapshot(self):
-        return (self.book.snapshot(), self.upstream.snapshot(), self.shard)
+        return (self.book.snapshot(), self.upstream.snapshot(), self.shard,
+                self.pricer.snapshot())
 
 
 def _shard_by_id(parsed, shards: int) -> list[tuple[str, tuple[EventBatch, int]]]:
@@ -150,7 +179,9 @@ def meter_usage(step_id: str, up: Stream[RawBatch], config: UsageConfig, clock: 
     partials = op.map("key_by_window_shard", split.falses, lambda kv: (str(kv[1][0]), kv[1]))
     rows = op.stateful_batch("window", partials, lambda state: _WindowLogic(config, clock, state))
     parts = config.sink_partitions
-    rollups = op.map("key_rollups", rows, lambda kv: (partition_key(int(kv[0]) % parts), kv[1]))
+    rollups = op.map(
+        "key_rollups", rows, lambda kv: (partition_key(int(kv[0]) % parts), kv[1].rows)
+    )
     admit_rejects = op.map("admit_rejects", split.trues, lambda kv: kv[1])
     rejects = op.merge("all_rejects", parse_rejects, admit_rejects)
     keyed_rejects = op.map("key_dead_letters", rejects, lambda dls: _key_dead_letters(dls, parts))
@@ -158,7 +189,7 @@ def meter_usage(step_id: str, up: Stream[RawBatch], config: UsageConfig, clock: 
     # a buffered dead letter is written on time even when no other reject follows it.
     wake = op.map("wake_dead_letters", rollups, lambda kv: (kv[0], []))
     dead_letters = op.merge("dead_letters", keyed_rejects, wake)
-    return UsageOut(rollups, dead_letters)
+    return UsageOut(rollups, dead_letters, rows)
 
 
 def _key_dead_letters(dls: list[DeadLetter], parts: int) -> tuple[str, list[DeadLetter]]:
@@ -166,3 +197,66 @@ def _key_dead_letters(dls: list[DeadLetter], parts: int) -> tuple[str, list[Dead
     for dl in dls:
         metrics.DEAD_LETTERS.labels(dl.reason).inc()
     return (partition_key((dls[0].partition or 0) % parts), dls)
+
+
+class _SpendLogic(StatefulBatchLogic):
+    """Burn, credits and budget alerts of one shard of tenants.
+
+    Items: (shard, [(tenant, window_start, cost), ...], closed_through of the sender).
+    """
+
+    def __init__(self, config: BurnConfig, state) -> None:
+        self.book = BurnBook(config, state)
+
+    def _emit(self, out: BurnOutput):
+        for alert in out.alerts:
+            metrics.ALERTS_RAISED.labels(alert.kind, alert.action).inc()
+        if out.burn_rows or out.ledger or out.alerts:
+            return [out], StatefulBatchLogic.RETAIN
+        return [], StatefulBatchLogic.RETAIN
+
+    def on_batch(self, values):
+        watermark = None
+        for _shard, costs, closed_through in values:
+            self.book.add(costs)
+            watermark = closed_through if watermark is None else max(watermark, closed_through)
+        return self._emit(self.book.advance(watermark))
+
+    def on_eof(self):
+        # End of input: write the last (possibly partial) hour too.
+        closed = self.book.closed_bin_us
+        return self._emit(self.book.advance(closed - closed % HOUR_US + HOUR_US))
+
+    def snapshot(self):
+        return self.book.snapshot()
+
+
+def _costs_by_tenant_shard(closed: Closed, shards: int) -> list[tuple[str, tuple]]:
+    by_shard: dict[int, list] = {}
+    for row in closed.rows:
+        cost = row[-2]
+        if cost is not None:
+            shard = stable_hash(row[0]) % shards
+            by_shard.setdefault(shard, []).append((row[0], row[2], cost))
+    if not closed.rows:  # a wall-clock tick: every shard hears it
+        by_shard = {s: [] for s in range(shards)}
+    return [(str(s), (s, costs, closed.closed_through_us)) for s, costs in by_shard.items()]
+
+
+@operator
+def track_spend(step_id: str, closes: Stream, config: UsageConfig) -> SpendOut:
+    """Hourly burn per tenant, the credit ledger, and budget and credit alerts."""
+    costs = op.flat_map(
+        "costs_by_tenant", closes, lambda kv: _costs_by_tenant_shard(kv[1], config.tenant_shards)
+    )
+    outs = op.stateful_batch("spend", costs, lambda state: _SpendLogic(config.burn, state))
+    parts = config.sink_partitions
+
+    def keyed(kv, field):
+        return (partition_key(int(kv[0]) % parts), getattr(kv[1], field))
+
+    return SpendOut(
+        burn=op.map("key_burn", outs, lambda kv: keyed(kv, "burn_rows")),
+        ledger=op.map("key_ledger", outs, lambda kv: keyed(kv, "ledger")),
+        alerts=op.map("key_alerts", outs, lambda kv: (partition_key(0), kv[1].alerts)),
+    )
