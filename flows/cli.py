@@ -27,6 +27,30 @@ out = Console(soft_wrap=True)
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="YAML config file (see README)", show_default=False)
 ]
+WebhookUrlOpt = Annotated[
+    str | None, typer.Option("--webhook-url", help="Add a Standard Webhooks receiver for alerts")
+]
+WebhookSecretOpt = Annotated[
+    str | None, typer.Option("--webhook-secret", help="Its signing secret, whsec_...")
+]
+
+
+def _settings(config: Path | None, url: str | None, secret: str | None, **overrides):
+    """Settings, plus the one `standard` webhook the shortcut flags describe."""
+    from pydantic import ValidationError
+
+    from flows.settings import WebhookSettings
+
+    settings = load_settings(config, **overrides)
+    if url is None and secret is None:
+        return settings
+    if url is None or secret is None:
+        raise ConfigError("--webhook-url and --webhook-secret go together")
+    try:
+        hook = WebhookSettings(name="cli", url=url, format="standard", secret=secret)
+    except ValidationError as ex:
+        raise ConfigError("--webhook-secret: must be a whsec_... secret") from ex
+    return settings.model_copy(update={"webhooks": [*settings.webhooks, hook]})
 
 
 @app.callback()
@@ -96,11 +120,14 @@ def replay(
     allowed_lateness: Annotated[str | None, typer.Option(help="e.g. 5m")] = None,
     config: ConfigOpt = None,
     workers: Annotated[int, typer.Option(min=1, help="Bytewax worker threads")] = 1,
+    webhook_url: WebhookUrlOpt = None,
+    webhook_secret: WebhookSecretOpt = None,
 ) -> None:
     """Run the usage flow over files and exit, printing a summary."""
     from flows.replay import replay as run_replay
 
-    settings = load_settings(config, out=out_url, window=window, allowed_lateness=allowed_lateness)
+    settings = _settings(config, webhook_url, webhook_secret, out=out_url, window=window,
+                         allowed_lateness=allowed_lateness)
     summary = run_replay(settings, files, workers=workers)
     out.print("\n".join(summary.lines()))
     out.print(f"output            {settings.out}")
@@ -126,11 +153,13 @@ def run(
         str | None,
         typer.Option("-a", "--addresses", help="Cluster: every process's HOST:PORT, ';'-separated"),
     ] = None,
+    webhook_url: WebhookUrlOpt = None,
+    webhook_secret: WebhookSecretOpt = None,
 ) -> None:
     """Consume a topic for ever (or --until-end), with exactly-once effect on the output."""
     from flows.run import run_job
 
-    settings = load_settings(config, out=out_url)
+    settings = _settings(config, webhook_url, webhook_secret, out=out_url)
     if (process_id is None) != (addresses is None):
         raise ConfigError("--process-id and --addresses go together (a cluster needs both)")
     run_job(settings, brokers=brokers, topic=topic, recovery_dir=recovery_dir, workers=workers,

@@ -12,13 +12,12 @@ import xxhash
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
+from flows.outputs import output_sinks
 from flows.settings import ConfigError, Settings
-from flows.usage import Sinks, build_flow, usage_config
+from flows.usage import build_flow, usage_config
 from operators import metrics
 from operators.file_source import JsonlSource
-from operators.parquet_sink import ParquetSink
 from operators.records import to_us
-from operators.schemas import DEAD_LETTER, ROLLUPS
 
 
 def wall_clock_us() -> int:
@@ -34,6 +33,7 @@ class Summary:
     window_rows: int
     correction_rows: int
     files_written: int
+    alerts: dict[str, int]
     elapsed_s: float
 
     @property
@@ -50,6 +50,8 @@ class Summary:
             f"windows written   {self.window_rows:>12,}",
             f"late corrections  {self.correction_rows:>12,}  (rows with revision > 0)",
             f"files written     {self.files_written:>12,}",
+            f"alerts            {sum(self.alerts.values()):>12,}  "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(self.alerts.items())) or 'none'})",
             f"elapsed           {self.elapsed_s:>12.2f} s",
             f"throughput        {self.events_per_s:>12,.0f} records/s",
         ]
@@ -63,6 +65,7 @@ def _counters() -> dict:
         "dead": metrics.by_label("burnwatch_dead_letters", "reason"),
         "rows": metrics.by_label("burnwatch_rollup_rows", "kind"),
         "files": metrics.total("burnwatch_files_written"),
+        "alerts": metrics.by_label("burnwatch_alerts", "action"),
     }
 
 
@@ -89,22 +92,10 @@ def replay(settings: Settings, files: list[Path], *, workers: int = 1) -> Summar
     if missing:
         raise ConfigError(f"FILE: no such file: {', '.join(missing)}")
     check_output(settings.out, settings.storage_options)
-    run_key = run_key_for(files)
-
-    def sink(dataset):
-        return ParquetSink(
-            settings.out,
-            dataset,
-            run_key=run_key,
-            partitions=settings.sink_partitions,
-            rows_per_file=settings.rows_per_file,
-            storage_options=settings.storage_options,
-        )
-
     flow = build_flow(
         usage_config(settings, follow_wall_clock=False),
         JsonlSource(files, settings.lines_per_batch),
-        Sinks(sink(ROLLUPS), sink(DEAD_LETTER)),
+        output_sinks(settings, run_key=run_key_for(files), max_delay_s=None),
         wall_clock_us,
     )
     before = _counters()
@@ -129,5 +120,6 @@ def replay(settings: Settings, files: list[Path], *, workers: int = 1) -> Summar
         window_rows=delta("rows", "window"),
         correction_rows=delta("rows", "correction"),
         files_written=delta("files"),
+        alerts={a: n for a in after["alerts"] if (n := delta("alerts", a))},
         elapsed_s=elapsed,
     )

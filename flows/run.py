@@ -10,13 +10,12 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from prometheus_client import start_http_server
 
+from flows.outputs import output_sinks
 from flows.replay import check_output, wall_clock_us
 from flows.settings import ConfigError, Settings
-from flows.usage import Sinks, build_flow, usage_config
+from flows.usage import build_flow, usage_config
 from operators.kafka_dlq import KafkaDeadLetterSink
 from operators.kafka_source import KafkaBatchSource
-from operators.parquet_sink import ParquetSink
-from operators.schemas import DEAD_LETTER, ROLLUPS
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +65,9 @@ def run_job(
         log.info("metrics on http://%s:%d/metrics", settings.metrics_addr, settings.metrics_port)
     max_delay = None if until_end else settings.max_file_delay.total_seconds()
 
-    def sink(dataset):
-        return ParquetSink(
-            settings.out, dataset, run_key=run_key, partitions=settings.sink_partitions,
-            rows_per_file=settings.rows_per_file, max_delay_s=max_delay,
-            storage_options=settings.storage_options,
-        )
-
-    sinks = Sinks(
-        sink(ROLLUPS),
-        sink(DEAD_LETTER),
-        KafkaDeadLetterSink(brokers, settings.dead_letter_topic or f"{topic}.dlq", settings.kafka),
-    )
+    dlq = KafkaDeadLetterSink(brokers, settings.dead_letter_topic or f"{topic}.dlq",
+                              settings.kafka)
+    sinks = output_sinks(settings, run_key=run_key, max_delay_s=max_delay, dead_letter_topic=dlq)
     source = KafkaBatchSource(brokers, topic, until_end=until_end, client_config=settings.kafka)
     # A backfill (--until-end) follows event time only, so it is deterministic;
     # the always-on job also lets the wall clock close idle windows.

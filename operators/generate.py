@@ -48,6 +48,16 @@ class GeneratorConfig:
     bad_rate: float = 0.001
     cloudevents_share: float = 0.3
     end: datetime | None = None  # last hour ends here (default: this hour, UTC)
+    # A runaway process: one tenant's traffic multiplied for a few hours.
+    runaway_tenant: int | None = None
+    runaway_start_hour: int = 0
+    runaway_hours: int = 0
+    runaway_factor: float = 1.0
+
+    def factor(self, tenant: int, hour: int) -> float:
+        runaway = (tenant == self.runaway_tenant
+                   and self.runaway_start_hour <= hour < self.runaway_start_hour + self.runaway_hours)
+        return self.runaway_factor if runaway else 1.0
 
 
 @dataclass
@@ -173,7 +183,7 @@ def generate(cfg: GeneratorConfig, manifest: Manifest) -> Iterator[tuple[int, li
             for meter, (_, kind) in METERS.items():
                 if not uses[meter][t]:
                     continue
-                lam = cfg.events_per_tenant_hour * size[t] * daily[t] * weekly / 2
+                lam = cfg.events_per_tenant_hour * size[t] * daily[t] * weekly / 2 * cfg.factor(t, h)
                 n = int(rng.poisson(lam))
                 if n == 0:
                     continue
