@@ -55,8 +55,8 @@ class GeneratorConfig:
     runaway_factor: float = 1.0
 
     def factor(self, tenant: int, hour: int) -> float:
-        runaway = (tenant == self.runaway_tenant
-                   and self.runaway_start_hour <= hour < self.runaway_start_hour + self.runaway_hours)
+        start = self.runaway_start_hour
+        runaway = tenant == self.runaway_tenant and start <= hour < start + self.runaway_hours
         return self.runaway_factor if runaway else 1.0
 
 
@@ -183,7 +183,8 @@ def generate(cfg: GeneratorConfig, manifest: Manifest) -> Iterator[tuple[int, li
             for meter, (_, kind) in METERS.items():
                 if not uses[meter][t]:
                     continue
-                lam = cfg.events_per_tenant_hour * size[t] * daily[t] * weekly / 2 * cfg.factor(t, h)
+                lam = cfg.events_per_tenant_hour * size[t] * daily[t] * weekly / 2
+                lam *= cfg.factor(t, h)
                 n = int(rng.poisson(lam))
                 if n == 0:
                     continue

@@ -1,7 +1,7 @@
 from decimal import Decimal
 
 from operators.alerts import AlertTracker
-from operators.burn import BurnBook, BurnConfig, Budget, TenantPlan
+from operators.burn import Budget, BurnBook, BurnConfig, TenantPlan
 from operators.ledger import CreditLedger, Grant
 from operators.records import HOUR_US
 
