@@ -131,10 +131,11 @@ class BurnBook:
         self.config = config
         self.tenants: dict[str, _Tenant] = {}
         self.closed_bin_us = NEVER  # bins ending at or before this are evaluated
+        self.first_us = NEVER  # earliest cost seen before the first advance
         self.closed_hour_us = NEVER  # hours ending at or before this are written
         self.tracker = AlertTracker(config.cooldown_us)
         if state is not None:
-            self.closed_bin_us, self.closed_hour_us, tenants, tracker = state
+            self.closed_bin_us, self.closed_hour_us, self.first_us, tenants, tracker = state
             self.tenants = {name: _Tenant(**t) for name, t in tenants.items()}
             self.tracker = AlertTracker(config.cooldown_us, tracker)
 
@@ -149,6 +150,8 @@ class BurnBook:
     def add(self, costs: list[tuple[str, int, Decimal]]) -> None:
         """Costs of rollup rows: (tenant, window_start, cost)."""
         for name, start, cost in costs:
+            if self.closed_bin_us == NEVER:
+                self.first_us = start if self.first_us == NEVER else min(self.first_us, start)
             t = self._tenant(name)
             t.add_bin(start // BIN_US, float(cost))
             hour = start - start % HOUR_US
@@ -159,10 +162,9 @@ class BurnBook:
     def advance(self, watermark_us: int) -> BurnOutput:
         out = BurnOutput()
         if self.closed_bin_us == NEVER:
-            first = min((t.head_bin for t in self.tenants.values()), default=None)
-            if first is None:
+            if self.first_us == NEVER:
                 return out
-            self.closed_bin_us = first * BIN_US
+            self.closed_bin_us = self.first_us - self.first_us % BIN_US
         target = watermark_us - watermark_us % BIN_US
         while self.closed_bin_us + BIN_US <= target:
             self.closed_bin_us += BIN_US
@@ -277,7 +279,8 @@ class BurnBook:
                    "ledger": _copy_ledger(t.ledger)}
             for name, t in self.tenants.items()
         }
-        return (self.closed_bin_us, self.closed_hour_us, tenants, self.tracker.snapshot())
+        return (self.closed_bin_us, self.closed_hour_us, self.first_us, tenants,
+                self.tracker.snapshot())
 
 
 def _copy_ledger(ledger: CreditLedger | None) -> CreditLedger | None:
