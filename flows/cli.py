@@ -173,27 +173,27 @@ def demo(
         "burnwatch-demo"
     ),
 ) -> None:
-    """Generate a synthetic week, replay it, and show where the output is. Needs no services."""
-    from flows.replay import replay as run_replay
-    from operators.generate import GeneratorConfig
+    """Generate a synthetic week, replay it, show an alert, and where the output is."""
+    import pyarrow.dataset as ds
 
-    events = out_dir / "input" / "events.jsonl.gz"
-    out.print(f"[bold]1/2[/] generating a week of usage for 50 tenants -> {events}")
-    manifest = write_stream(GeneratorConfig(tenants=50, hours=168), events)
-    out.print(f"    {manifest.lines:,} lines; injected: {dict(manifest.dead_letters)}")
-    settings = load_settings(None, out=str(out_dir / "out"))
-    out.print(f"[bold]2/2[/] replaying into {settings.out}")
-    summary = run_replay(settings, [events])
+    from flows.demo import run_demo
+
+    _, summary, settings = run_demo(out_dir, write_stream, out.print)
     out.print("\n".join("    " + line for line in summary.lines()))
     root = Path(settings.out).resolve()
+    alerts = ds.dataset(root / "alerts", partitioning="hive").to_table().sort_by("at")
+    out.print("\nAlerts (also in alerts/):")
+    for a in alerts.to_pylist():
+        out.print(f"  {a['at']:%Y-%m-%d %H:%M} {a['action']:8} {a['severity']:6} {a['summary']}",
+                  highlight=False)
     rollups = f"read_parquet('{root}/rollups/**/*.parquet', hive_partitioning=true)"
     dead = f"read_parquet('{root}/dead_letter/**/*.parquet', hive_partitioning=true)"
     out.print(
         "\nQuery it with DuckDB (pip install duckdb):\n"
         "  import duckdb\n"
-        '  duckdb.sql("""SELECT tenant, meter, sum(quantity) AS quantity, sum(events) AS events\n'
+        '  duckdb.sql("""SELECT tenant, sum(cost) AS cost, sum(events) AS events\n'
         f"    FROM {rollups}\n"
-        '    GROUP BY ALL ORDER BY quantity DESC LIMIT 10""").show()\n'
+        '    GROUP BY ALL ORDER BY cost DESC LIMIT 10""").show()\n'
         f'  duckdb.sql("SELECT reason, count(*) FROM {dead} GROUP BY ALL").show()',
         highlight=False,
     )

@@ -109,6 +109,7 @@ class AlertSettings(_Section):
     page_fast_factor: float = Field(14.4, gt=0)  # 1 h, confirmed by 5 min
     page_slow_factor: float = Field(6.0, gt=0)  # 6 h, confirmed by 30 min
     ticket_factor: float = Field(1.0, gt=0)  # 3 d, confirmed by 6 h
+    min_cost: Money = Decimal("1.00")  # no burn-rate alert on less spend than this
     exhaustion_within: Duration = timedelta(hours=24)
     forecast_window: Duration = timedelta(hours=6)
 

@@ -81,6 +81,7 @@ def burn_config(settings: Settings) -> BurnConfig:
         forecast_hours=max(1, round(alerts.forecast_window / hour)),
         cooldown_us=duration_us(alerts.cooldown),
         max_lateness_us=duration_us(settings.max_lateness),
+        min_cost=float(alerts.min_cost),
     )
 
 

@@ -161,7 +161,7 @@ class _AlertPartition(StatefulSinkPartition[list[Alert], tuple]):
     def write_batch(self, values: list[list[Alert]]) -> None:
         for alerts in values:
             for alert in alerts:
-                log.warning("alert %s kind=%s tenant=%s severity=%s: %s", alert.action,
+                log.info("alert %s kind=%s tenant=%s severity=%s: %s", alert.action,
                             alert.kind, alert.tenant, alert.severity, alert.summary)
                 if not self.targets:
                     self.done.append(alert_row(alert, "", Outcome("recorded", 0, None, None),

@@ -10,6 +10,9 @@ scheme, with a tenant's budget as the error budget::
          or if burn(6h) >= 6    and burn(30m) >= 6
     ticket  if burn(3d) >= 1    and burn(6h)  >= 1
 
+and only when the long window's spend is at least ``min_cost`` (default 1.00),
+so a tiny tenant's one large request does not page anyone.
+
 The short window confirms the long one is still burning, so an alert resolves
 soon after the spend stops. Rates are evaluated at every 5-minute boundary of
 the watermark from 5-minute bins of cost (floats: alerting needs no cents;
@@ -86,6 +89,7 @@ class BurnConfig:
     forecast_hours: int = 6
     cooldown_us: int = HOUR_US
     max_lateness_us: int = 7 * 24 * HOUR_US
+    min_cost: float = 1.0  # a rule fires only on this much spend in its long window
 
 
 @dataclass
@@ -114,7 +118,10 @@ class _Tenant:
         hi = min(end_bin, self.head_bin + 1)
         if hi <= lo:
             return 0.0
-        return float(self.ring[np.arange(lo, hi) % RING_BINS].sum())
+        a, b = lo % RING_BINS, hi % RING_BINS
+        if a < b or b == 0:  # one contiguous slice of the ring
+            return float(self.ring[a:b or RING_BINS].sum())
+        return float(self.ring[a:].sum() + self.ring[:b].sum())
 
 
 @dataclass
@@ -240,18 +247,21 @@ class BurnBook:
             per_hour = float(plan.budget.amount) / plan.budget.hours_at(now)
             end = now // BIN_US
             rates: dict[str, float] = {}
+            spent: dict[str, float] = {}
 
-            def burn(window_us: int, t=t, end=end, per_hour=per_hour, rates=rates) -> float:
+            def burn(window_us: int, t=t, end=end, per_hour=per_hour, rates=rates,
+                     spent=spent) -> float:
                 label = _label(window_us)
                 if label not in rates:
-                    cost = t.cost_between(end - window_us // BIN_US, end)
-                    rates[label] = cost / (per_hour * window_us / HOUR_US)
+                    spent[label] = t.cost_between(end - window_us // BIN_US, end)
+                    rates[label] = spent[label] / (per_hour * window_us / HOUR_US)
                 return rates[label]
 
             for severity in ("page", "ticket"):
                 rules = [r for r in self.config.rules if r.severity == severity]
                 firing = [r for r in rules
-                          if burn(r.long_us) >= r.factor and burn(r.short_us) >= r.factor]
+                          if burn(r.long_us) >= r.factor and burn(r.short_us) >= r.factor
+                          and spent[_label(r.long_us)] >= self.config.min_cost]
                 kind = "budget_burn" if severity == "page" else "budget_burn_ticket"
                 worst = max((burn(r.long_us) for r in rules), default=0.0)
                 self._act(out, kind, name, severity, bool(firing), now,
@@ -268,7 +278,7 @@ class BurnBook:
             return
         action, alert_id, opened_at = change
         if action != TRIGGER:
-            summary = f"resolved: {summary}"
+            summary = f"resolved: {tenant}: {kind.replace('_', ' ')} condition has cleared"
         out.alerts.append(Alert(alert_id, key, kind, tenant, "*", severity, action, opened_at,
                                 now, summary, details))
 

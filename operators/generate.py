@@ -192,7 +192,7 @@ def generate(cfg: GeneratorConfig, manifest: Manifest) -> Iterator[tuple[int, li
                 if kind == "count":
                     qty = rng.integers(1, 6, n).tolist()
                 elif kind == "tokens":
-                    qty = np.minimum(rng.pareto(1.5, n) * 200 + 10, 200_000).astype(int).tolist()
+                    qty = np.minimum(rng.pareto(1.5, n) * 200 + 10, 32_000).astype(int).tolist()
                 else:
                     qty = np.round(rng.gamma(2.0, 1.5, n), 3).tolist()
                 regions = rng.integers(0, len(REGIONS), n)

@@ -77,16 +77,17 @@ def _time_us(value: object) -> int | Rejection:
 def _dimensions(value: object) -> tuple[tuple[str, str], ...] | Rejection:
     if value is None:
         return ()
-    if type(value) is dict and all(type(v) is str for v in value.values()):
-        return tuple(sorted(value.items()))
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         return Rejection(Reason.INVALID_FIELD, "dimensions must be an object")
     pairs = []
     for k, v in value.items():
-        if v is not None and not isinstance(v, _SCALARS):
-            return Rejection(Reason.INVALID_FIELD, f"dimension {k!r} is not a scalar")
-        pairs.append((k, "" if v is None else str(v)))
-    pairs.sort()
+        if type(v) is not str:
+            if v is not None and not isinstance(v, _SCALARS):
+                return Rejection(Reason.INVALID_FIELD, f"dimension {k!r} is not a scalar")
+            v = "" if v is None else str(v)
+        pairs.append((k, v))
+    if len(pairs) > 1:
+        pairs.sort()
     return tuple(pairs)
 
 

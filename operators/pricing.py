@@ -50,8 +50,11 @@ class MeterPrice:
     unit: str
     versions: tuple[PriceVersion, ...]  # sorted by effective_from_us
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_starts", [v.effective_from_us for v in self.versions])
+
     def version_at(self, time_us: int) -> PriceVersion | None:
-        i = bisect.bisect_right([v.effective_from_us for v in self.versions], time_us) - 1
+        i = bisect.bisect_right(self._starts, time_us) - 1
         return self.versions[i] if i >= 0 else None
 
 

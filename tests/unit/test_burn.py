@@ -103,3 +103,25 @@ def test_snapshot_round_trip():
     a = run_hours(book, 3, 6, lambda h: {"t": Decimal(3) / 60})
     b = run_hours(copy, 3, 6, lambda h: {"t": Decimal(3) / 60})
     assert [o.burn_rows for o in a] == [o.burn_rows for o in b]
+
+
+def test_ring_sums_match_a_plain_dict():
+    import numpy as np
+
+    from operators.burn import RING_BINS, _Tenant
+
+    rng = np.random.default_rng(2)
+    t = _Tenant(np.zeros(RING_BINS))
+    kept: dict[int, float] = {}
+    head = 0
+    for _ in range(3000):
+        head += int(rng.integers(0, 3))
+        k = head - int(rng.integers(0, 5))
+        cost = float(rng.integers(1, 100))
+        t.add_bin(k, cost)
+        kept[k] = kept.get(k, 0.0) + cost
+        lo = int(rng.integers(head - RING_BINS - 5, head + 2))
+        hi = lo + int(rng.integers(0, RING_BINS + 10))
+        in_ring = max(lo, t.head_bin - RING_BINS + 1)
+        expected = sum(v for b, v in kept.items() if in_ring <= b < min(hi, t.head_bin + 1))
+        assert t.cost_between(lo, hi) == expected
