@@ -7,6 +7,7 @@ from bytewax.outputs import Sink
 from flows.settings import Settings
 from flows.usage import Sinks, webhook_targets
 from operators.alert_sink import AlertSink
+from operators.focus import FOCUS
 from operators.parquet_sink import ParquetSink
 from operators.schemas import ALERTS, BURN, DEAD_LETTER, LEDGER, ROLLUPS, Dataset
 
@@ -35,4 +36,5 @@ def output_sinks(
         ledger=parquet(LEDGER) if spend else None,
         # One writer keeps an alert's trigger and resolve in order.
         alerts=AlertSink(webhook_targets(settings), parquet(ALERTS, 1)) if spend else None,
+        focus=parquet(FOCUS) if spend else None,
     )

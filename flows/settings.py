@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     storage_options: dict[str, Any] = Field(
         default_factory=dict, description="fsspec options for --out (e.g. s3 endpoint_url)"
     )
+    provider_name: str = Field(
+        "burnwatch", description="FOCUS ProviderName / InvoiceIssuerName of the cost lines"
+    )
     tenant_shards: int = Field(8, ge=1, le=4096, description="Burn and alert state shards")
     pricing: list[dict[str, Any]] = Field(default_factory=list, description="Price catalog")
     tenants: dict[str, TenantSettings] = Field(

@@ -14,7 +14,9 @@ from bytewax.outputs import Sink
 from flows.settings import Settings
 from operators.admission import AdmissionConfig
 from operators.burn import Budget, BurnConfig, BurnRateRule, TenantPlan
+from operators.focus import FocusParty, focus_rows
 from operators.ledger import NO_EXPIRY, Grant
+from operators.parquet_sink import partition_key
 from operators.pricing import catalog_from_config
 from operators.records import duration_us, to_us
 from operators.steps import UsageConfig, meter_usage, track_spend
@@ -29,6 +31,7 @@ class Sinks:
     burn: Sink | None = None  # the three below go together: spend tracking is on when set
     ledger: Sink | None = None
     alerts: Sink | None = None
+    focus: Sink | None = None  # FOCUS cost lines of the priced rollups
 
 
 def usage_config(settings: Settings, *, follow_wall_clock: bool) -> UsageConfig:
@@ -48,6 +51,7 @@ def usage_config(settings: Settings, *, follow_wall_clock: bool) -> UsageConfig:
         catalog=catalog_from_config(settings.pricing) if settings.pricing else None,
         burn=burn_config(settings),
         tenant_shards=settings.tenant_shards,
+        focus_party=FocusParty(provider=settings.provider_name),
     )
 
 
@@ -107,7 +111,10 @@ def webhook_targets(settings: Settings) -> list[WebhookTarget]:
 
 
 def build_flow(
-    config: UsageConfig, source: Source, sinks: Sinks, clock: Callable[[], int]
+    config: UsageConfig,
+    source: Source,
+    sinks: Sinks,
+    clock: Callable[[], int],
 ) -> Dataflow:
     flow = Dataflow("burnwatch")
     raw = op.input("read", flow, source)
@@ -116,6 +123,12 @@ def build_flow(
     op.output("write_dead_letters", usage.dead_letters, sinks.dead_letters)
     if sinks.dead_letter_topic is not None:
         op.output("produce_dead_letters", usage.dead_letters, sinks.dead_letter_topic)
+    if sinks.focus is not None and config.catalog is not None:
+        units = {m: p.unit for m, p in config.catalog.meters.items()}
+        focus = op.map("focus_lines", usage.closes,
+                       lambda kv: (partition_key(int(kv[0]) % config.sink_partitions),
+                                   focus_rows(kv[1].rows, config.focus_party, units)))
+        op.output("write_focus", focus, sinks.focus)
     if sinks.burn is not None and config.burn is not None:
         spend = track_spend("track_spend", usage.closes, config)
         op.output("write_burn", spend.burn, sinks.burn)

@@ -15,6 +15,15 @@ if ! { .venv/bin/python -m pip install -q --upgrade pip &&
 fi
 export PYTHON="$PWD/.venv/bin/python"
 
+# The FinOps Foundation's focus-validator pins numpy 1.x and pandas: it gets a venv of its
+# own. (1.0.0 breaks with multimethod >= 1.11, hence the pin.)
+if [[ ! -x .venv-focus/bin/focus-validator ]]; then
+  "$PY" -m venv .venv-focus
+  .venv-focus/bin/python -m pip install -q focus-validator==1.0.0 'multimethod<1.11' \
+    >.venv-focus/install.log 2>&1 || { cat .venv-focus/install.log >&2; exit 1; }
+fi
+export FOCUS_VALIDATOR="$PWD/.venv-focus/bin/focus-validator"
+
 trap 'infra/services.sh down || true' EXIT
 services_env="$(infra/services.sh up)"
 eval "$services_env"

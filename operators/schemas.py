@@ -115,14 +115,14 @@ class Dataset:
         return row[self.time_column] // US_PER_DAY
 
 
-def _columns(rows: list[tuple]) -> list[list]:
+def columns(rows: list[tuple]) -> list[list]:
     # Rows are tuples in schema order.
     return [list(c) for c in zip(*rows, strict=True)]
 
 
 # Row: tenant, meter, start, end, quantity, events, max, last_time, last, revision, cost, currency
-ROLLUPS = Dataset("rollups", ROLLUPS_SCHEMA, 2, _columns)
-DEAD_LETTER = Dataset("dead_letter", DEAD_LETTER_SCHEMA, 0, _columns)
-BURN = Dataset("burn", BURN_SCHEMA, 1, _columns)
-LEDGER = Dataset("ledger", LEDGER_SCHEMA, 1, _columns)
-ALERTS = Dataset("alerts", ALERTS_SCHEMA, 8, _columns)
+ROLLUPS = Dataset("rollups", ROLLUPS_SCHEMA, 2, columns)
+DEAD_LETTER = Dataset("dead_letter", DEAD_LETTER_SCHEMA, 0, columns)
+BURN = Dataset("burn", BURN_SCHEMA, 1, columns)
+LEDGER = Dataset("ledger", LEDGER_SCHEMA, 1, columns)
+ALERTS = Dataset("alerts", ALERTS_SCHEMA, 8, columns)

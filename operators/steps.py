@@ -25,6 +25,7 @@ from operators import metrics
 from operators.admission import Admission, AdmissionConfig, WindowPartials
 from operators.batch import EventBatch, stable_hash
 from operators.burn import BurnBook, BurnConfig, BurnOutput
+from operators.focus import FocusParty
 from operators.parquet_sink import partition_key
 from operators.parse import parse_batch
 from operators.pricing import PriceCatalog, Pricer
@@ -44,6 +45,7 @@ class UsageConfig:
     catalog: PriceCatalog | None = None
     burn: BurnConfig | None = None
     tenant_shards: int = 8
+    focus_party: FocusParty = FocusParty()
 
 
 @dataclass(frozen=True)
