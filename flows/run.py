@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import secrets
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bytewax.recovery import RecoveryConfig, init_db_dir
@@ -22,28 +29,73 @@ log = logging.getLogger(__name__)
 RUN_KEY_FILE = "burnwatch-run-key"
 
 
-def open_recovery_store(directory: Path, partitions: int, run_key: str | None = None) -> str:
+def open_recovery_store(
+    directory: Path, partitions: int, run_key: str | None = None, *,
+    process_id: int = 0, processes: int = 1,
+) -> str:
     """Create the Bytewax recovery store if there is none; return its run key.
 
     The run key names the output files of this store's job. A resumed job keeps
     it (so it replaces what it wrote after its last snapshot); a new store gets
     a new one, so a fresh job never deletes files an earlier job wrote.
+
+    In a cluster, each process creates only its share of the partitions (index
+    modulo ``processes``): with a directory per process each partition exists
+    once, and a shared directory ends up with one full set. A directory that has
+    the run key file but no partitions (a process added to a cluster) gets none.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    key_file = directory / RUN_KEY_FILE
-    has_store = any(directory.glob("part-*.sqlite3"))
-    if has_store and key_file.is_file():
-        stored = key_file.read_text().strip()
-        if run_key is not None and run_key != stored:
-            raise ConfigError(f"run_key: {run_key!r} differs from {stored!r} in {directory}")
-        return stored
-    if has_store:
-        raise ConfigError(f"recovery_dir: {directory} holds a store not made by burnwatch")
-    init_db_dir(directory, partitions)
-    key = run_key or secrets.token_hex(6)
-    key_file.write_text(key + "\n")
-    log.info("created recovery store dir=%s partitions=%d run_key=%s", directory, partitions, key)
-    return key
+    with _locked(directory / ".burnwatch.lock"):
+        key_file = directory / RUN_KEY_FILE
+        parts = sorted(directory.glob("part-*.sqlite3"))
+        if key_file.is_file():
+            key = key_file.read_text().strip()
+            if run_key is not None and run_key != key:
+                raise ConfigError(f"run_key: {run_key!r} differs from {key!r} in {directory}")
+        elif parts:
+            raise ConfigError(f"recovery_dir: {directory} holds a store not made by burnwatch")
+        else:
+            key = run_key or secrets.token_hex(6)
+        if parts or not key_file.is_file():
+            count = _part_count(parts[0]) if parts else partitions
+            missing = [i for i in range(process_id, count, processes)
+                       if not (directory / f"part-{i}.sqlite3").exists()]
+            if missing:
+                _create_parts(directory, count, missing)
+                log.info("created recovery store dir=%s partitions=%d here=%s run_key=%s",
+                         directory, count, missing, key)
+        if not key_file.is_file():
+            key_file.write_text(key + "\n")
+        return key
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Processes sharing a recovery directory make its store one at a time."""
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _part_count(path: Path) -> int:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+        (count,) = con.execute("SELECT part_count FROM parts").fetchone()
+    return count
+
+
+def _create_parts(directory: Path, count: int, indices: list[int]) -> None:
+    """Bytewax makes all partitions of a store at once: make them aside, keep ours."""
+    scratch = Path(tempfile.mkdtemp(prefix=".init-", dir=directory))
+    try:
+        init_db_dir(scratch, count)
+        for i in indices:
+            for f in scratch.glob(f"part-{i}.sqlite3*"):
+                os.replace(f, directory / f.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def run_job(
@@ -59,7 +111,11 @@ def run_job(
 ) -> None:
     check_output(settings.out, settings.storage_options)
     processes = len(addresses) if addresses else 1
-    run_key = open_recovery_store(recovery_dir, workers * processes, settings.run_key)
+    if processes > 1 and settings.run_key is None:
+        raise ConfigError(f"run_key: a cluster of {processes} processes needs one run key "
+                          "shared by all of them (set run_key or BURNWATCH_RUN_KEY)")
+    run_key = open_recovery_store(recovery_dir, workers * processes, settings.run_key,
+                                  process_id=process_id or 0, processes=processes)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_addr)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_addr, settings.metrics_port)
