@@ -168,6 +168,26 @@ def run(
 
 
 @app.command()
+def score(
+    period_hours: Annotated[
+        float | None, typer.Option(help="Seasonal period in hours (0: none); weekly is added")
+    ] = 24.0,
+    model: Annotated[str, typer.Option(help="seasonal_median or stl")] = "seasonal_median",
+) -> None:
+    """Read CSV `timestamp,value` on stdin; write one anomaly score in [0, 1] per row.
+
+    Each score uses only that row and earlier ones: the same model code as the dataflow.
+    """
+    from flows.score import score_csv
+
+    try:
+        for value in score_csv(sys.stdin, period_hours, model=model):
+            sys.stdout.write(f"{value:.6f}\n")
+    except ValueError as ex:
+        raise ConfigError(f"input: {ex}") from ex
+
+
+@app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for input and output")] = Path(
         "burnwatch-demo"

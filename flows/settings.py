@@ -104,6 +104,15 @@ class WebhookSettings(_Section):
         return self
 
 
+class AnomalySettings(_Section):
+    enabled: bool = True
+    model: Literal["seasonal_median", "stl"] = "seasonal_median"
+    open_at: float = Field(0.7, gt=0, le=1)  # anomaly score that opens an alert
+    resolve_below: float = Field(0.4, ge=0, lt=1)  # ... and that resolves it (hysteresis)
+    min_impact: Money = Decimal("1.00")  # actual - expected, in money, to alert at all
+    cooldown: Duration = timedelta(hours=6)
+
+
 class AlertSettings(_Section):
     cooldown: Duration = timedelta(hours=1)
     page_fast_factor: float = Field(14.4, gt=0)  # 1 h, confirmed by 5 min
@@ -112,6 +121,7 @@ class AlertSettings(_Section):
     min_cost: Money = Decimal("1.00")  # no burn-rate alert on less spend than this
     exhaustion_within: Duration = timedelta(hours=24)
     forecast_window: Duration = timedelta(hours=6)
+    anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
 
 
 class Settings(BaseSettings):

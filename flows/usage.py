@@ -13,6 +13,8 @@ from bytewax.outputs import Sink
 
 from flows.settings import Settings
 from operators.admission import AdmissionConfig
+from operators.alert_policy import AlertPolicy
+from operators.anomaly import ModelConfig
 from operators.burn import Budget, BurnConfig, BurnRateRule, TenantPlan
 from operators.focus import FocusParty, focus_rows
 from operators.ledger import NO_EXPIRY, Grant
@@ -86,6 +88,13 @@ def burn_config(settings: Settings) -> BurnConfig:
         cooldown_us=duration_us(alerts.cooldown),
         max_lateness_us=duration_us(settings.max_lateness),
         min_cost=float(alerts.min_cost),
+        anomaly=ModelConfig(model=alerts.anomaly.model) if alerts.anomaly.enabled else None,
+        anomaly_policy=AlertPolicy(
+            open_at=alerts.anomaly.open_at,
+            resolve_below=alerts.anomaly.resolve_below,
+            min_impact=float(alerts.anomaly.min_impact),
+            cooldown_us=duration_us(alerts.anomaly.cooldown),
+        ),
     )
 
 

@@ -30,13 +30,17 @@ and a higher ``revision`` (take the highest revision of an hour).
 from __future__ import annotations
 
 import calendar
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
 
-from operators.alerts import TRIGGER, Alert, AlertTracker, dedup_key
+from operators.alert_policy import OPEN, AlertPolicy, ScoreAlerter
+from operators.alerts import RESOLVE, TRIGGER, Alert, AlertTracker, dedup_key
+from operators.anomaly import AnomalyScorer, ModelConfig, Score, refit_offset
 from operators.ledger import CreditLedger, Grant, LedgerEntry
+from operators.pricing import COST_EXPONENT
 from operators.records import HOUR_US, to_datetime
 
 MINUTE_US = 60_000_000
@@ -90,6 +94,8 @@ class BurnConfig:
     cooldown_us: int = HOUR_US
     max_lateness_us: int = 7 * 24 * HOUR_US
     min_cost: float = 1.0  # a rule fires only on this much spend in its long window
+    anomaly: ModelConfig | None = None  # None: no anomaly scoring
+    anomaly_policy: AlertPolicy = AlertPolicy(min_impact=1.0)
 
 
 @dataclass
@@ -100,6 +106,7 @@ class _Tenant:
     consumed: dict[int, Decimal] = field(default_factory=dict)  # hour start -> booked to ledger
     dirty: set[int] = field(default_factory=set)  # closed hours with late cost
     ledger: CreditLedger | None = None
+    scorer: AnomalyScorer | None = None  # the tenant's hourly spend model
 
     def add_bin(self, k: int, cost: float) -> None:
         if k > self.head_bin:
@@ -141,10 +148,17 @@ class BurnBook:
         self.first_us = NEVER  # earliest cost seen before the first advance
         self.closed_hour_us = NEVER  # hours ending at or before this are written
         self.tracker = AlertTracker(config.cooldown_us)
+        self.anomalies = ScoreAlerter(config.anomaly_policy)
         if state is not None:
-            self.closed_bin_us, self.closed_hour_us, self.first_us, tenants, tracker = state
-            self.tenants = {name: _Tenant(**t) for name, t in tenants.items()}
+            (self.closed_bin_us, self.closed_hour_us, self.first_us, tenants, tracker,
+             anomalies) = state
+            self.tenants = {}
+            for name, t in tenants.items():
+                scorer = t.pop("scorer")
+                self.tenants[name] = _Tenant(**t, scorer=scorer and AnomalyScorer.restore(
+                    scorer, config.anomaly))
             self.tracker = AlertTracker(config.cooldown_us, tracker)
+            self.anomalies = ScoreAlerter(config.anomaly_policy, anomalies)
 
     def _tenant(self, name: str) -> _Tenant:
         t = self.tenants.get(name)
@@ -191,17 +205,19 @@ class BurnBook:
             for h in hours:
                 revision = 0 if h == hour else (hour_end - h - HOUR_US) // HOUR_US
                 cost = t.hours.get(h, Decimal(0))
+                score = self._score(name, t, h, cost, revision, out)
                 if t.ledger is not None:
                     out.ledger.extend(t.ledger.advance(h))
                     out.ledger.extend(t.ledger.consume(h, cost - t.consumed.get(h, Decimal(0))))
                     t.consumed[h] = cost
                     out.ledger.extend(t.ledger.advance(h + HOUR_US))
-                out.burn_rows.append(self._burn_row(name, t, h, cost, revision, hour_end))
+                out.burn_rows.append(self._burn_row(name, t, h, cost, revision, hour_end, score))
             horizon = hour_end - cfg.max_lateness_us - HOUR_US
             for h in [h for h in t.hours if h < horizon]:
                 del t.hours[h]
                 t.consumed.pop(h, None)
             self._evaluate_credits(name, t, hour_end, out)
+        self.anomalies.forget_before(hour_end - cfg.anomaly_policy.cooldown_us)
         # A tenant with no cost left in reach and no plan is forgotten (state stays bounded).
         for name in [n for n, t in self.tenants.items()
                      if not t.hours and t.ledger is None and n not in cfg.plans]:
@@ -218,11 +234,45 @@ class BurnBook:
         rate = self._hourly_rate(t, now_us)
         return float(t.ledger.balance()) / rate if rate > 0 else None
 
-    def _burn_row(self, name, t: _Tenant, hour: int, cost: Decimal, revision: int, now: int):
+    def _score(self, name: str, t: _Tenant, hour: int, cost: Decimal, revision: int,
+               out: BurnOutput) -> Score | None:
+        """Score the hour's spend; a restated hour is re-scored but never alerts twice."""
+        cfg = self.config.anomaly
+        if cfg is None:
+            return None
+        if t.scorer is None:
+            t.scorer = AnomalyScorer(cfg, refit_offset(name, cfg))
+        if revision:
+            return t.scorer.rescore(hour, float(cost))
+        s = t.scorer.update(hour, float(cost))
+        event = self.anomalies.feed(dedup_key("spend_anomaly", name), hour + HOUR_US, s.score,
+                                    s.impact)
+        if event.alert_id is not None:
+            opened = event.kind == OPEN
+            summary = (f"{name}: spent {s.actual:.2f} in the hour to "
+                       f"{to_datetime(hour + HOUR_US):%Y-%m-%d %H:%M}, expected {s.expected:.2f}"
+                       if opened else f"resolved: {name}: hourly spend is back to expected")
+            out.alerts.append(Alert(
+                event.alert_id, dedup_key("spend_anomaly", name), "spend_anomaly", name, "*",
+                "page", TRIGGER if opened else RESOLVE, event.opened_at_us, hour + HOUR_US,
+                summary,
+                {"actual": s.actual, "expected": s.expected, "lower": s.lower, "upper": s.upper,
+                 "score": s.score, "impact": s.impact, "model": s.model,
+                 "currency": self.config.currency},
+            ))
+        return s
+
+    def _burn_row(self, name, t: _Tenant, hour: int, cost: Decimal, revision: int, now: int,
+                  score: Score | None):
         plan = self.config.plans.get(name)
         budget = plan.budget.amount if plan and plan.budget else None
         credits = t.ledger.balance() if t.ledger is not None else None
-        return (name, hour, hour + HOUR_US, cost, self.config.currency, None, None, None,
+        expected = anomaly = model = None
+        if score is not None:  # model "none": too little history to expect anything yet
+            anomaly, model = score.score, score.model
+            if math.isfinite(score.expected):
+                expected = Decimal(repr(score.expected)).quantize(COST_EXPONENT)
+        return (name, hour, hour + HOUR_US, cost, self.config.currency, expected, anomaly, model,
                 credits, self._hours_left(t, now), budget, revision)
 
     def _evaluate_credits(self, name: str, t: _Tenant, now: int, out: BurnOutput) -> None:
@@ -286,11 +336,12 @@ class BurnBook:
         tenants = {
             name: {"ring": t.ring.copy(), "head_bin": t.head_bin, "hours": dict(t.hours),
                    "consumed": dict(t.consumed), "dirty": set(t.dirty),
-                   "ledger": _copy_ledger(t.ledger)}
+                   "ledger": _copy_ledger(t.ledger),
+                   "scorer": t.scorer.snapshot() if t.scorer is not None else None}
             for name, t in self.tenants.items()
         }
         return (self.closed_bin_us, self.closed_hour_us, self.first_us, tenants,
-                self.tracker.snapshot())
+                self.tracker.snapshot(), self.anomalies.snapshot())
 
 
 def _copy_ledger(ledger: CreditLedger | None) -> CreditLedger | None:

@@ -1,4 +1,8 @@
-"""A tenant's spend runs away: exactly its pages fire and resolve, at a real receiver."""
+"""A tenant's spend runs away: exactly its pages fire and resolve, at a real receiver.
+
+Budget burn-rate pages and tickets, and the anomaly model's alert, all through the
+same delivery path.
+"""
 
 from __future__ import annotations
 
@@ -75,6 +79,7 @@ def test_runaway_tenant_pages_and_resolves_quiet_tenants_get_nothing(stream, tmp
     assert seen == [
         (RUNAWAY, "budget_burn", "resolve"), (RUNAWAY, "budget_burn", "trigger"),
         (RUNAWAY, "budget_burn_ticket", "resolve"), (RUNAWAY, "budget_burn_ticket", "trigger"),
+        (RUNAWAY, "spend_anomaly", "resolve"), (RUNAWAY, "spend_anomaly", "trigger"),
     ]
     assert all(a["status"] == "delivered" and a["sink"] == "oncall" for a in alerts)
     page = {a["action"]: a for a in alerts if a["kind"] == "budget_burn"}
@@ -88,7 +93,13 @@ def test_runaway_tenant_pages_and_resolves_quiet_tenants_get_nothing(stream, tmp
     payloads = [Webhook(secret).verify(r.get_data(), dict(r.headers)) for r in received]
     assert sorted((p["data"]["tenant"], p["data"]["kind"], p["data"]["action"])
                   for p in payloads) == seen
-    assert summary.alerts == {"trigger": 2, "resolve": 2}
+    assert summary.alerts == {"trigger": 3, "resolve": 3}
+    anomaly = next(p["data"] for p in payloads
+                   if p["data"]["kind"] == "spend_anomaly" and p["data"]["action"] == "trigger")
+    details = anomaly["details"]
+    assert details["actual"] > details["upper"] > details["expected"] > 0
+    assert details["score"] >= 0.7 and details["impact"] == pytest.approx(
+        details["actual"] - details["expected"])
 
     # burn/ (latest revision of each hour) adds up to the cost of the rollups, to the cent.
     rollups = read_dataset(settings.out, "rollups").to_pylist()
@@ -103,6 +114,11 @@ def test_runaway_tenant_pages_and_resolves_quiet_tenants_get_nothing(stream, tmp
         burn_cost = sum(r["cost"] for k, r in latest.items() if k[0] == tenant)
         assert rollup_cost == burn_cost
         assert all(r["budget"] == budgets[tenant] for k, r in latest.items() if k[0] == tenant)
+    # Every hour is scored by the anomaly model (cold-start fallback included).
+    assert all(r["model"] is not None and 0 <= r["anomaly_score"] <= 1 for r in latest.values())
+    runaway_hour = max((r for k, r in latest.items() if k[0] == RUNAWAY),
+                       key=lambda r: r["anomaly_score"])
+    assert runaway_hour["cost"] > runaway_hour["expected_cost"]
 
     # Flat-priced meters: the rollups' cost is quantity x price (each row rounded to 1e-9).
     api = [r for r in rollups if r["meter"] == "api_calls"]

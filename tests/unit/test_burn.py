@@ -125,3 +125,27 @@ def test_ring_sums_match_a_plain_dict():
         in_ring = max(lo, t.head_bin - RING_BINS + 1)
         expected = sum(v for b, v in kept.items() if in_ring <= b < min(hi, t.head_bin + 1))
         assert t.cost_between(lo, hi) == expected
+
+
+def test_anomaly_alert_once_per_hour_and_restated_hours_are_rescored():
+    from operators.anomaly import ModelConfig
+
+    book = BurnBook(BurnConfig(plans={}, anomaly=ModelConfig()))
+    spike_hour = 24 * 21 + 10
+
+    def per_minute(h):
+        return {"t": Decimal("0.5") * (30 if h == spike_hour else 1)}  # $30/h, then $900
+
+    outs = run_hours(book, 0, spike_hour + 6, per_minute)
+    alerts = [(a.kind, a.action, a.at_us // H) for o in outs for a in o.alerts]
+    assert alerts[0] == ("spend_anomaly", "trigger", spike_hour + 1)
+    assert [a[1] for a in alerts] == ["trigger", "resolve"]
+    rows = {r[1] // H: r for o in outs for r in o.burn_rows}
+    assert rows[spike_hour][6] >= 0.7 and rows[spike_hour][3] > rows[spike_hour][5] * 10
+    assert rows[spike_hour - 1][6] < 0.4
+    # A late cost for a quiet hour makes it look like the spike: re-scored, no new page.
+    spend(book, "t", (spike_hour + 2) * H, (spike_hour + 3) * H, Decimal(15))
+    out = book.advance((spike_hour + 7) * H)
+    restated = [r for r in out.burn_rows if r[1] // H == spike_hour + 2]
+    assert restated and restated[0][-1] > 0 and restated[0][6] >= 0.7
+    assert out.alerts == []
