@@ -153,7 +153,7 @@ class _WindowLogic(StatefulBatchLogic):
                 self.pricer.snapshot())
 
 
-def _shard_by_id(parsed, shards: int) -> list[tuple[str, tuple[EventBatch, int]]]:
+def _shard_by_id(parsed, shards: int) -> list[tuple[str, tuple[int, EventBatch, int]]]:
     batch, _rejects = parsed
     if len(batch) == 0:
         return []
@@ -202,7 +202,7 @@ def _key_dead_letters(dls: list[DeadLetter], parts: int) -> tuple[str, list[Dead
 
 
 class _SpendLogic(StatefulBatchLogic):
-    """Burn, credits and budget alerts of one shard of tenants.
+    """Burn, credits, budget and anomaly alerts of one shard of tenants.
 
     Items: (shard, [(tenant, window_start, cost), ...], closed_through of the sender).
     """
