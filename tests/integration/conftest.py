@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -15,7 +16,11 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from flows.cli import write_stream
+from operators.generate import GeneratorConfig
+
 REPO = Path(__file__).resolve().parents[2]
+END = datetime(2026, 11, 20, tzinfo=UTC)
 NEEDED = ("KAFKA_BOOTSTRAP", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
           "BURNWATCH_S3_BUCKET")
 
@@ -113,3 +118,15 @@ def wait_until(predicate, timeout: float, every: float = 0.5) -> bool:
             return True
         time.sleep(every)
     return predicate()
+
+
+def make_stream(tmp_path_factory, name: str, **generator) -> tuple[Path, list[bytes], dict]:
+    """A generated stream (1% dups and late, 0.2% conflicts, 0.1% bad): path, lines,
+    and the dead letters it must produce by reason."""
+    path = tmp_path_factory.mktemp(name) / "events.jsonl"
+    manifest = write_stream(
+        GeneratorConfig(dup_rate=0.01, conflict_rate=0.002, late_rate=0.01, bad_rate=0.001,
+                        end=END, **generator),
+        path,
+    )
+    return path, path.read_bytes().splitlines(), dict(manifest.dead_letters)

@@ -16,9 +16,14 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from flows.cli import write_stream
-from operators.generate import GeneratorConfig
-from tests.integration.conftest import Job, create_topic, produce, services_sh, wait_until
+from tests.integration.conftest import (
+    Job,
+    create_topic,
+    make_stream,
+    produce,
+    services_sh,
+    wait_until,
+)
 from tests.oracle import (
     dead_letter_counts,
     duplicated_rows,
@@ -28,20 +33,13 @@ from tests.oracle import (
 )
 
 pytestmark = pytest.mark.integration
-END = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory) -> tuple[Path, list[bytes], dict]:
-    path = tmp_path_factory.mktemp("stream") / "events.jsonl"
-    manifest = write_stream(
-        GeneratorConfig(tenants=80, hours=120, seed=23, dup_rate=0.01, conflict_rate=0.002,
-                        late_rate=0.01, bad_rate=0.001, end=END),
-        path,
-    )
-    lines = path.read_bytes().splitlines()
-    assert len(lines) > 500_000
-    return path, lines, dict(manifest.dead_letters)
+    generated = make_stream(tmp_path_factory, "stream", tenants=80, hours=120, seed=23)
+    assert len(generated[1]) > 500_000
+    return generated
 
 
 @pytest.fixture(scope="module")

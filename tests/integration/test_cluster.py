@@ -27,10 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import write_stream
 from flows.run import RUN_KEY_FILE
-from operators.generate import GeneratorConfig
-from tests.integration.conftest import Job, create_topic, produce, wait_until
+from tests.integration.conftest import Job, create_topic, make_stream, produce, wait_until
 from tests.oracle import (
     dead_letter_counts,
     duplicated_rows,
@@ -40,22 +38,15 @@ from tests.oracle import (
 )
 
 pytestmark = pytest.mark.integration
-END = datetime(2026, 11, 20, tzinfo=UTC)
 # Small files, so kills land between writes and a resume must replace files.
 SMALL_FILES = {"BURNWATCH_ROWS_PER_FILE": "20000"}
 
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory) -> tuple[Path, list[bytes], dict]:
-    path = tmp_path_factory.mktemp("cluster-stream") / "events.jsonl"
-    manifest = write_stream(
-        GeneratorConfig(tenants=60, hours=96, seed=41, dup_rate=0.01, conflict_rate=0.002,
-                        late_rate=0.01, bad_rate=0.001, end=END),
-        path,
-    )
-    lines = path.read_bytes().splitlines()
-    assert len(lines) > 300_000
-    return path, lines, dict(manifest.dead_letters)
+    generated = make_stream(tmp_path_factory, "cluster-stream", tenants=60, hours=96, seed=41)
+    assert len(generated[1]) > 300_000
+    return generated
 
 
 @pytest.fixture(scope="module")
