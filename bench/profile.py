@@ -148,8 +148,9 @@ def main() -> None:
     s.add_argument("profile", type=Path)
     for q in (r, p, s):
         q.add_argument("--top", type=int, default=25)
-        q.add_argument("--out", type=Path, default=Path("bench-profile"),
-                       help="profile file stem (.txt raw, .speedscope.json)")
+        q.add_argument("--out", type=Path,
+                       default=Path(tempfile.gettempdir()) / "burnwatch-profile",
+                       help="profile file stem; the samples go to STEM.txt")
     args = ap.parse_args()
     if args.mode == "summarise":
         print(summarise(args.profile, args.top))

@@ -150,7 +150,7 @@ class Settings(BaseSettings):
         timedelta(seconds=10), description="Bytewax snapshot interval"
     )
     max_file_delay: timedelta = Field(
-        timedelta(seconds=5),
+        timedelta(seconds=1),
         description="Always-on mode: longest a buffered row waits before a file is written",
     )
     dead_letter_topic: str | None = Field(

@@ -146,7 +146,10 @@ class _WindowLogic(StatefulBatchLogic):
     def notify_at(self):
         if not self.follow_wall_clock:
             return None
-        return to_datetime(self.clock() + self.tick_us)
+        # A fixed grid, not now + tick: Bytewax asks again after every on_batch, and a
+        # deadline that slides with each batch never arrives while traffic flows.
+        now = self.clock()
+        return to_datetime(now - now % self.tick_us + self.tick_us)
 
     def snapshot(self):
         return (self.book.snapshot(), self.upstream.snapshot(), self.shard,

@@ -91,3 +91,22 @@ def test_watermark_follows_the_wall_clock_only_in_always_on_mode():
         wm.observe(90 * MIN, now_us=1_001 * MIN)  # older event: no change
     assert replay.at(1_010 * MIN) == 95 * MIN
     assert live.at(1_010 * MIN) == 105 * MIN
+
+
+def test_always_on_tick_is_a_fixed_grid_that_does_not_slide_with_traffic():
+    # Bytewax asks for the next notification after every batch: a deadline of
+    # "now + tick" would keep moving and never fire under steady traffic.
+    from dataclasses import replace
+
+    from flows.settings import load_settings
+    from flows.usage import usage_config
+    from operators.steps import _WindowLogic
+
+    cfg = usage_config(load_settings(), follow_wall_clock=True)
+    now = [10_300_000]
+    logic = _WindowLogic(replace(cfg, tick_s=1.0), lambda: now[0], None)
+    first = logic.notify_at()
+    now[0] += 400_000  # a batch arrived 0.4 s later
+    assert logic.notify_at() == first
+    now[0] = 11_000_000
+    assert logic.notify_at() > first
