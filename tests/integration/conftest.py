@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from flows.cli import write_stream
 from operators.generate import GeneratorConfig
+from tests.oracle import oracle_totals
 
 REPO = Path(__file__).resolve().parents[2]
 END = datetime(2026, 11, 20, tzinfo=UTC)
@@ -130,3 +131,9 @@ def make_stream(tmp_path_factory, name: str, **generator) -> tuple[Path, list[by
         path,
     )
     return path, path.read_bytes().splitlines(), dict(manifest.dead_letters)
+
+
+@pytest.fixture(scope="module")
+def oracle(stream):
+    """The DuckDB oracle's totals for the module's `stream` fixture."""
+    return oracle_totals([stream[0]], now=datetime.now(UTC))

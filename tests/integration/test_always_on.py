@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,6 @@ from tests.oracle import (
     dead_letter_counts,
     duplicated_rows,
     mismatches,
-    oracle_totals,
     output_totals,
 )
 
@@ -40,11 +38,6 @@ def stream(tmp_path_factory) -> tuple[Path, list[bytes], dict]:
     generated = make_stream(tmp_path_factory, "stream", tenants=80, hours=120, seed=23)
     assert len(generated[1]) > 500_000
     return generated
-
-
-@pytest.fixture(scope="module")
-def oracle(stream):
-    return oracle_totals([stream[0]], now=datetime.now(UTC))
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import socket
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,6 @@ from tests.oracle import (
     dead_letter_counts,
     duplicated_rows,
     mismatches,
-    oracle_totals,
     output_totals,
 )
 
@@ -47,11 +45,6 @@ def stream(tmp_path_factory) -> tuple[Path, list[bytes], dict]:
     generated = make_stream(tmp_path_factory, "cluster-stream", tenants=60, hours=96, seed=41)
     assert len(generated[1]) > 300_000
     return generated
-
-
-@pytest.fixture(scope="module")
-def oracle(stream):
-    return oracle_totals([stream[0]], now=datetime.now(UTC))
 
 
 @pytest.fixture(scope="module")
