@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import secrets
@@ -27,11 +28,45 @@ from operators.kafka_source import KafkaBatchSource
 log = logging.getLogger(__name__)
 
 RUN_KEY_FILE = "burnwatch-run-key"
+STORE_FILE = "burnwatch-store.json"
+# Bump when what the operators snapshot changes meaning, so an old store is refused
+# rather than misread. 2: content hashes of the columnar parser.
+STATE_FORMAT = 2
+
+
+def fixed_settings(settings: Settings) -> dict[str, object]:
+    """Settings a store's state depends on: changing one would misplace or misread it."""
+    return {
+        "window": str(settings.window),
+        "id_shards": settings.id_shards,  # a key in another shard: counted twice
+        "window_shards": settings.window_shards,
+        "tenant_shards": settings.tenant_shards,
+        "sink_partitions": settings.sink_partitions,
+    }
+
+
+def _check_store(directory: Path, fixed: dict[str, object]) -> None:
+    path = directory / STORE_FILE
+    if not path.is_file():  # a store made before the file existed
+        stored = {"state_format": 1}
+    else:
+        stored = json.loads(path.read_text())
+    if stored.get("state_format") != STATE_FORMAT:
+        raise ConfigError(
+            f"recovery_dir: the store in {directory} has state format "
+            f"{stored.get('state_format')}; this burnwatch reads format {STATE_FORMAT}. "
+            "Finish that job with the version that made it, or start a new store "
+            "(see docs/operations.md, 'Start over')")
+    for name, value in fixed.items():
+        if stored.get(name) != value:
+            raise ConfigError(
+                f"{name}: {value} differs from {stored.get(name)} in the store in {directory}; "
+                "it is fixed for the life of a store")
 
 
 def open_recovery_store(
     directory: Path, partitions: int, run_key: str | None = None, *,
-    process_id: int = 0, processes: int = 1,
+    process_id: int = 0, processes: int = 1, fixed: dict[str, object] | None = None,
 ) -> str:
     """Create the Bytewax recovery store if there is none; return its run key.
 
@@ -43,7 +78,11 @@ def open_recovery_store(
     modulo ``processes``): with a directory per process each partition exists
     once, and a shared directory ends up with one full set. A directory that has
     the run key file but no partitions (a process added to a cluster) gets none.
+
+    ``fixed`` (see :func:`fixed_settings`) is recorded with the store and must
+    match on every later start.
     """
+    fixed = fixed or {}
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory / ".burnwatch.lock"):
         key_file = directory / RUN_KEY_FILE
@@ -52,6 +91,7 @@ def open_recovery_store(
             key = key_file.read_text().strip()
             if run_key is not None and run_key != key:
                 raise ConfigError(f"run_key: {run_key!r} differs from {key!r} in {directory}")
+            _check_store(directory, fixed)
         elif parts:
             raise ConfigError(f"recovery_dir: {directory} holds a store not made by burnwatch")
         else:
@@ -65,7 +105,9 @@ def open_recovery_store(
                 log.info("created recovery store dir=%s partitions=%d here=%s run_key=%s",
                          directory, count, missing, key)
         if not key_file.is_file():
-            key_file.write_text(key + "\n")
+            (directory / STORE_FILE).write_text(
+                json.dumps({"state_format": STATE_FORMAT, **fixed}, indent=1) + "\n")
+            key_file.write_text(key + "\n")  # last: its presence means the store is whole
         return key
 
 
@@ -115,7 +157,8 @@ def run_job(
         raise ConfigError(f"run_key: a cluster of {processes} processes needs one run key "
                           "shared by all of them (set run_key or BURNWATCH_RUN_KEY)")
     run_key = open_recovery_store(recovery_dir, workers * processes, settings.run_key,
-                                  process_id=process_id or 0, processes=processes)
+                                  process_id=process_id or 0, processes=processes,
+                                  fixed=fixed_settings(settings))
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_addr)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_addr, settings.metrics_port)

@@ -102,22 +102,22 @@ class Admission:
 
     def _pre_aggregate(self, batch: EventBatch, wm: int) -> list[tuple[int, WindowPartials]]:
         cfg = self.config
-        starts = window_starts(batch.time_us, cfg.window_us).tolist()
-        index: dict[tuple[str, str, int], int] = {}
-        keys = zip(batch.tenants, batch.meters, starts, strict=True)
-        groups = np.fromiter(
-            (index.setdefault(k, len(index)) for k in keys),
-            dtype=np.int64,
-            count=len(starts),
-        )
-        partials = aggregate(batch.quantity, batch.time_us, groups, len(index))
+        starts, start_index = np.unique(window_starts(batch.time_us, cfg.window_us),
+                                        return_inverse=True)
+        # One group per (tenant-meter code, window start); both indices are < len(batch).
+        cells, groups = np.unique(batch.key_code * len(starts) + start_index,
+                                  return_inverse=True)
+        partials = aggregate(batch.quantity, batch.time_us, groups, len(cells))
         by_shard: dict[int, WindowPartials] = {}
-        for key, partial in zip(index, partials, strict=True):
-            shard = window_shard(key[0], key[1], cfg.window_shards)
+        codes, start_of = np.divmod(cells, len(starts))
+        for code, start, partial in zip(codes.tolist(), starts[start_of].tolist(), partials,
+                                        strict=True):
+            tenant, meter = batch.keys[code]
+            shard = window_shard(tenant, meter, cfg.window_shards)
             wp = by_shard.get(shard)
             if wp is None:
                 wp = by_shard[shard] = WindowPartials([], [], wm)
-            wp.keys.append(key)
+            wp.keys.append((tenant, meter, start))
             wp.partials.append(partial)
         return sorted(by_shard.items())
 

@@ -1,31 +1,57 @@
 """A columnar batch of parsed events: what flows from parsing to dedupe.
 
 Whole batches move between steps so that the per-item cost of the dataflow
-is paid once per Kafka fetch or file chunk, not once per event.
+is paid once per Kafka fetch or file chunk, not once per event. Tenant and
+meter are not repeated per event: ``key_code[i]`` indexes the batch's list of
+distinct (tenant, meter) pairs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import xxhash
 
-from operators.records import UsageEvent
-
-_hash64 = xxhash.xxh3_64_intdigest
+hash64 = xxhash.xxh3_64_intdigest
 
 
 def stable_hash(text: str) -> int:
     """A 64-bit hash that is the same in every process (unlike ``hash``)."""
-    return _hash64(text.encode())
+    return hash64(text.encode())
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: spreads every input bit over the whole word."""
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def content_hashes(
+    keys: list[tuple[str, str]], key_code: np.ndarray, quantity: np.ndarray,
+    time_us: np.ndarray, dimensions_hash: list[int],
+) -> np.ndarray:
+    """The content an exact repeat must share (the id is the key, not content).
+
+    A hash of tenant, meter, quantity, event time and the canonical dimensions;
+    the same event in either input shape gets the same value.
+    """
+    key_hash = np.fromiter((stable_hash(f"{t}\x1f{m}") for t, m in keys), dtype=np.uint64,
+                           count=len(keys))
+    h = _mix(key_hash[key_code])
+    h = _mix(h ^ (quantity + 0.0).view(np.uint64))  # + 0.0: -0.0 and 0.0 are one quantity
+    h = _mix(h ^ time_us.view(np.uint64))
+    return _mix(h ^ np.asarray(dimensions_hash, dtype=np.uint64))
 
 
 @dataclass(frozen=True, slots=True)
 class EventBatch:
-    tenants: list[str]
-    meters: list[str]
+    keys: list[tuple[str, str]]  # distinct (tenant, meter) pairs, shared by slices
+    key_code: np.ndarray  # int64 index into keys
     quantity: np.ndarray  # float64
     time_us: np.ndarray  # int64, event time
     id_hash: np.ndarray  # uint64, dedupe key
@@ -35,53 +61,20 @@ class EventBatch:
     source: str
     partition: int | None
 
-    @classmethod
-    def from_events(
-        cls,
-        events: Sequence[UsageEvent],
-        *,
-        raw: list[bytes],
-        offsets: Sequence[int],
-        source: str,
-        partition: int | None,
-    ) -> EventBatch:
-        n = len(events)
-        id_hash = np.empty(n, dtype=np.uint64)
-        content_hash = np.empty(n, dtype=np.uint64)
-        for i, e in enumerate(events):
-            id_hash[i] = _hash64(e.id.encode())
-            # The content an exact repeat must share; the id is the key, not content.
-            content_hash[i] = _hash64(
-                f"{e.tenant}\x1f{e.meter}\x1f{e.quantity!r}\x1f{e.time_us}\x1f{e.dimensions!r}"
-                .encode()
-            )
-        return cls(
-            tenants=[e.tenant for e in events],
-            meters=[e.meter for e in events],
-            quantity=np.fromiter((e.quantity for e in events), dtype=np.float64, count=n),
-            time_us=np.fromiter((e.time_us for e in events), dtype=np.int64, count=n),
-            id_hash=id_hash,
-            content_hash=content_hash,
-            raw=raw,
-            offsets=np.asarray(offsets, dtype=np.int64),
-            source=source,
-            partition=partition,
-        )
-
     def __len__(self) -> int:
         return len(self.raw)
 
     def take(self, idx: np.ndarray) -> EventBatch:
         """The events at positions ``idx`` (an int array), in that order."""
-        il = idx.tolist()
+        raw = self.raw
         return EventBatch(
-            tenants=[self.tenants[i] for i in il],
-            meters=[self.meters[i] for i in il],
+            keys=self.keys,
+            key_code=self.key_code[idx],
             quantity=self.quantity[idx],
             time_us=self.time_us[idx],
             id_hash=self.id_hash[idx],
             content_hash=self.content_hash[idx],
-            raw=[self.raw[i] for i in il],
+            raw=[raw[i] for i in idx.tolist()],
             offsets=self.offsets[idx],
             source=self.source,
             partition=self.partition,
@@ -91,6 +84,8 @@ class EventBatch:
         """Split into per-shard batches by id hash, so copies meet in one shard."""
         if len(self) == 0:
             return []
+        if shards == 1:
+            return [(0, self)]
         shard = (self.id_hash % np.uint64(shards)).astype(np.int64)
         order = np.argsort(shard, kind="stable")  # keeps arrival order inside a shard
         bounds = np.flatnonzero(np.diff(shard[order])) + 1

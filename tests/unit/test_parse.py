@@ -109,3 +109,67 @@ def test_the_same_event_in_either_shape_has_the_same_content_hash():
                            now_us=T_US, max_clock_skew_us=0)
     assert batch.id_hash[0] == batch.id_hash[1] == batch.id_hash[2]
     assert batch.content_hash[0] == batch.content_hash[1] != batch.content_hash[2]
+
+
+def test_quantities_and_dimensions_that_mean_the_same_hash_the_same():
+    variants = [
+        flat(quantity=3, dimensions={"region": "eu", "tier": "1"}),
+        flat(quantity=3.0, dimensions={"tier": 1, "region": "eu"}),  # value as text, any order
+        cloud(quantity=3, dimensions={"tier": "1", "region": "eu"}),
+    ]
+    different = [flat(quantity=3, dimensions={"region": "eu"}), flat(quantity=3.5),
+                 flat(tenant="other"), flat(time="2026-11-25T10:00:00.124Z")]
+    batch, _ = parse_batch(RawBatch(variants + different, "f", None, range(7)),
+                           now_us=T_US, max_clock_skew_us=10**9)
+    assert len(batch) == 7
+    hashes = batch.content_hash.tolist()
+    assert len(set(hashes[:3])) == 1
+    assert len(set(hashes)) == 1 + len(different)
+
+
+# Strings Arrow converts in bulk must get the value fromisoformat gives; the rest must be
+# decided by fromisoformat (one by one).
+TIMES = [
+    "2026-11-25T10:00:00Z", "2026-11-25T10:00:00.1Z", "2026-11-25T10:00:00.123456Z",
+    "2026-11-25T12:00:00.5+02:00", "2026-11-25T10:00:00-00:30", "2026-11-25T10:00:00+05:45",
+    "9999-12-31T23:59:59.999999-01:00", "1970-01-01T00:00:00Z", "1969-12-31T23:59:59.9Z",
+    "2026-11-25T10:00:00.1234567Z",  # more digits than µs: fromisoformat truncates
+    "2026-11-25 10:00:00Z", "2026-11-25T10:00Z", "20261125T100000Z",  # other ISO forms
+    "0000-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "2026-02-30T00:00:00Z",
+    "2026-11-25T24:00:00Z", "2026-11-25T10:00:60Z", "2026-11-25T10:00:00+24:00",
+    "2026-11-25T10:00:00", "2026-11-25", "25/11/2026", "yesterday", "2026-11-25T10:00:00z",
+]
+
+
+def _one_by_one(text: str):
+    from operators.parse import _time_us
+    return _time_us(text)
+
+
+@pytest.mark.parametrize("text", TIMES)
+def test_bulk_time_conversion_agrees_with_fromisoformat(text):
+    from operators.parse import times_us
+    alone = times_us([text])[0]
+    with_good_neighbours = times_us(["2026-11-25T10:00:00Z", text, "2026-11-25T10:00:01Z"])[1]
+    expected = _one_by_one(text)
+    assert alone == with_good_neighbours == expected
+
+
+def test_quick_field_checks_agree_with_the_full_checks_on_a_generated_stream():
+    from operators.generate import GeneratorConfig, Manifest, generate
+    from operators.parse import _checked_fields, _decode, _fields
+
+    cfg = GeneratorConfig(tenants=20, hours=6, bad_rate=0.05, conflict_rate=0.01,
+                          end=datetime(2026, 11, 25, tzinfo=UTC))
+    lines = [line for _, batch in generate(cfg, Manifest()) for line in batch]
+    odd = [flat(quantity=2**60), flat(quantity=True), flat(quantity=0), flat(dimensions=None),
+           flat(dimensions={"a": None, "b": 1.5}), flat(id=" "), cloud(quantity=0.0),
+           flat(meter=7), flat(time="")]
+    checked = 0
+    for line in lines + odd:
+        obj = _decode(line)
+        if isinstance(obj, Rejection):
+            continue
+        assert _fields(obj) == _checked_fields(obj), line
+        checked += 1
+    assert checked > 5_000

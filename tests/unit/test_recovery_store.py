@@ -1,0 +1,34 @@
+"""The recovery store remembers what its state depends on and refuses a mismatch."""
+
+from pathlib import Path
+
+import pytest
+
+from flows.run import RUN_KEY_FILE, STORE_FILE, fixed_settings, open_recovery_store
+from flows.settings import ConfigError, load_settings
+
+
+def fixed(**over):
+    return fixed_settings(load_settings(None, **over))
+
+
+def test_a_store_resumes_with_the_same_settings_and_keeps_its_run_key(tmp_path: Path):
+    key = open_recovery_store(tmp_path, 1, fixed=fixed())
+    assert open_recovery_store(tmp_path, 1, fixed=fixed(allowed_lateness="1m")) == key
+
+
+@pytest.mark.parametrize("setting, value", [("id_shards", 4), ("window_shards", 2),
+                                            ("tenant_shards", 3), ("window", "5m"),
+                                            ("sink_partitions", 1)])
+def test_a_changed_fixed_setting_is_refused_by_name(tmp_path: Path, setting, value):
+    open_recovery_store(tmp_path, 1, fixed=fixed())
+    with pytest.raises(ConfigError, match=f"^{setting}: .*fixed for the life of a store"):
+        open_recovery_store(tmp_path, 1, fixed=fixed(**{setting: value}))
+
+
+def test_a_store_of_an_older_state_format_is_refused(tmp_path: Path):
+    open_recovery_store(tmp_path, 1, fixed=fixed())
+    (tmp_path / STORE_FILE).unlink()  # as a store made before the format was recorded
+    assert (tmp_path / RUN_KEY_FILE).is_file()
+    with pytest.raises(ConfigError, match="^recovery_dir: .*state format 1"):
+        open_recovery_store(tmp_path, 1, fixed=fixed())
