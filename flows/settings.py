@@ -141,8 +141,10 @@ class Settings(BaseSettings):
     dedupe_horizon: timedelta = Field(
         timedelta(hours=48), description="How long (in watermark time) an id is remembered"
     )
-    id_shards: int = Field(16, ge=1, le=4096, description="Dedupe state shards (fixed per store)")
-    window_shards: int = Field(16, ge=1, le=4096, description="Window state shards")
+    # Fixed per store. Shards split evenly over W workers when W divides the count
+    # (see operators/shard_keys.py); each shard costs a little per read, so few is faster.
+    id_shards: int = Field(4, ge=1, le=4096, description="Dedupe state shards (fixed per store)")
+    window_shards: int = Field(4, ge=1, le=4096, description="Window state shards")
     sink_partitions: int = Field(2, ge=1, le=256, description="Writers per dataset")
     rows_per_file: int = Field(200_000, ge=1, description="Rows buffered before a file is written")
     lines_per_batch: int = Field(10_000, ge=1, description="Lines per read when replaying files")

@@ -21,6 +21,7 @@ from operators.ledger import NO_EXPIRY, Grant
 from operators.parquet_sink import partition_key
 from operators.pricing import catalog_from_config
 from operators.records import duration_us, to_us
+from operators.shard_keys import shard_of
 from operators.steps import UsageConfig, meter_usage, track_spend
 from operators.webhooks import WebhookTarget
 
@@ -135,7 +136,7 @@ def build_flow(
     if sinks.focus is not None and config.catalog is not None:
         units = {m: p.unit for m, p in config.catalog.meters.items()}
         focus = op.map("focus_lines", usage.closes,
-                       lambda kv: (partition_key(int(kv[0]) % config.sink_partitions),
+                       lambda kv: (partition_key(shard_of(kv[0]) % config.sink_partitions),
                                    focus_rows(kv[1].rows, config.focus_party, units)))
         op.output("write_focus", focus, sinks.focus)
     if sinks.burn is not None and config.burn is not None:

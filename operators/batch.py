@@ -8,7 +8,7 @@ distinct (tenant, meter) pairs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import xxhash
@@ -90,6 +90,13 @@ class EventBatch:
         order = np.argsort(shard, kind="stable")  # keeps arrival order inside a shard
         bounds = np.flatnonzero(np.diff(shard[order])) + 1
         return [
-            (int(shard[part[0]]), self.take(part))
+            (int(shard[part[0]]), self.take(part)._own_keys())
             for part in np.split(order, bounds)
         ]
+
+    def _own_keys(self) -> EventBatch:
+        """The same events with only the (tenant, meter) pairs they use: a slice that
+        goes to another process should not carry the whole read's pairs."""
+        used, code = np.unique(self.key_code, return_inverse=True)
+        keys = self.keys
+        return replace(self, keys=[keys[u] for u in used.tolist()], key_code=code)

@@ -30,6 +30,7 @@ from operators.parquet_sink import partition_key
 from operators.parse import parse_batch
 from operators.pricing import PriceCatalog, Pricer
 from operators.records import HOUR_US, DeadLetter, RawBatch, to_datetime
+from operators.shard_keys import shard_key, shard_of
 from operators.windows import Watermark, WindowBook
 
 Clock = Callable[[], int]  # wall clock, µs since the epoch
@@ -164,7 +165,7 @@ def _shard_by_id(parsed, shards: int) -> list[tuple[str, tuple[int, EventBatch, 
     parts = dict(batch.split_by_id(shards))
     empty = batch.take(np.empty(0, dtype=np.int64))
     # Every shard hears the read's max event time, so their watermarks agree.
-    return [(str(s), (s, parts.get(s, empty), read_max)) for s in range(shards)]
+    return [(shard_key(s), (s, parts.get(s, empty), read_max)) for s in range(shards)]
 
 
 @operator
@@ -181,11 +182,11 @@ def meter_usage(step_id: str, up: Stream[RawBatch], config: UsageConfig, clock: 
         "admit", by_id, lambda state: _AdmitLogic(config.admission, clock, state)
     )
     split = op.branch("split_admitted", admitted, lambda kv: isinstance(kv[1], list))
-    partials = op.map("key_by_window_shard", split.falses, lambda kv: (str(kv[1][0]), kv[1]))
+    partials = op.map("key_by_window_shard", split.falses, lambda kv: (shard_key(kv[1][0]), kv[1]))
     rows = op.stateful_batch("window", partials, lambda state: _WindowLogic(config, clock, state))
     parts = config.sink_partitions
     rollups = op.map(
-        "key_rollups", rows, lambda kv: (partition_key(int(kv[0]) % parts), kv[1].rows)
+        "key_rollups", rows, lambda kv: (partition_key(shard_of(kv[0]) % parts), kv[1].rows)
     )
     admit_rejects = op.map("admit_rejects", split.trues, lambda kv: kv[1])
     rejects = op.merge("all_rejects", parse_rejects, admit_rejects)
@@ -245,7 +246,7 @@ def _costs_by_tenant_shard(closed: Closed, shards: int) -> list[tuple[str, tuple
             by_shard.setdefault(shard, []).append((row[0], row[2], cost))
     if not closed.rows:  # a wall-clock tick: every shard hears it
         by_shard = {s: [] for s in range(shards)}
-    return [(str(s), (s, costs, closed.closed_through_us)) for s, costs in by_shard.items()]
+    return [(shard_key(s), (s, costs, closed.closed_through_us)) for s, costs in by_shard.items()]
 
 
 @operator
@@ -258,7 +259,7 @@ def track_spend(step_id: str, closes: Stream, config: UsageConfig) -> SpendOut:
     parts = config.sink_partitions
 
     def keyed(kv, field):
-        return (partition_key(int(kv[0]) % parts), getattr(kv[1], field))
+        return (partition_key(shard_of(kv[0]) % parts), getattr(kv[1], field))
 
     return SpendOut(
         burn=op.map("key_burn", outs, lambda kv: keyed(kv, "burn_rows")),

@@ -17,7 +17,7 @@ def test_a_store_resumes_with_the_same_settings_and_keeps_its_run_key(tmp_path: 
     assert open_recovery_store(tmp_path, 1, fixed=fixed(allowed_lateness="1m")) == key
 
 
-@pytest.mark.parametrize("setting, value", [("id_shards", 4), ("window_shards", 2),
+@pytest.mark.parametrize("setting, value", [("id_shards", 8), ("window_shards", 2),
                                             ("tenant_shards", 3), ("window", "5m"),
                                             ("sink_partitions", 1)])
 def test_a_changed_fixed_setting_is_refused_by_name(tmp_path: Path, setting, value):
