@@ -96,18 +96,22 @@ class Admission:
             new = np.flatnonzero(verdicts == Verdict.NEW)
             out.accepted = len(new)
             if len(new):
-                out.partials = self._pre_aggregate(batch.take(new), wm)
+                out.partials = self._pre_aggregate(batch, new, wm)
         self.index.expire(wm)
         return out
 
-    def _pre_aggregate(self, batch: EventBatch, wm: int) -> list[tuple[int, WindowPartials]]:
+    def _pre_aggregate(
+        self, batch: EventBatch, idx: np.ndarray, wm: int
+    ) -> list[tuple[int, WindowPartials]]:
+        """Partial aggregates of the events at ``idx`` (only the columns they need)."""
         cfg = self.config
-        starts, start_index = np.unique(window_starts(batch.time_us, cfg.window_us),
+        time_us = batch.time_us[idx]
+        starts, start_index = np.unique(window_starts(time_us, cfg.window_us),
                                         return_inverse=True)
-        # One group per (tenant-meter code, window start); both indices are < len(batch).
-        cells, groups = np.unique(batch.key_code * len(starts) + start_index,
+        # One group per (tenant-meter code, window start); both indices are < len(idx).
+        cells, groups = np.unique(batch.key_code[idx] * len(starts) + start_index,
                                   return_inverse=True)
-        partials = aggregate(batch.quantity, batch.time_us, groups, len(cells))
+        partials = aggregate(batch.quantity[idx], time_us, groups, len(cells))
         by_shard: dict[int, WindowPartials] = {}
         codes, start_of = np.divmod(cells, len(starts))
         for code, start, partial in zip(codes.tolist(), starts[start_of].tolist(), partials,

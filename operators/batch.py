@@ -33,7 +33,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 def content_hashes(
     keys: list[tuple[str, str]], key_code: np.ndarray, quantity: np.ndarray,
-    time_us: np.ndarray, dimensions_hash: list[int],
+    time_us: np.ndarray, dimensions_hash: np.ndarray,
 ) -> np.ndarray:
     """The content an exact repeat must share (the id is the key, not content).
 
@@ -45,7 +45,7 @@ def content_hashes(
     h = _mix(key_hash[key_code])
     h = _mix(h ^ (quantity + 0.0).view(np.uint64))  # + 0.0: -0.0 and 0.0 are one quantity
     h = _mix(h ^ time_us.view(np.uint64))
-    return _mix(h ^ np.asarray(dimensions_hash, dtype=np.uint64))
+    return _mix(h ^ dimensions_hash)
 
 
 @dataclass(frozen=True, slots=True)

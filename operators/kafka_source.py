@@ -87,28 +87,33 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         if self.drained:
             raise StopIteration
         msgs = self.consumer.consume(self.max_messages, 0.05)
-        lines: list[bytes] = []
-        offsets: list[int] = []
+        good = [m for m in msgs if m.error() is None]
+        if len(good) < len(msgs):
+            self._errors(msgs)
+        self._report_lag()
+        if not good:
+            return []
+        # A tombstone (null value) is not a usage event: it reaches the dead letters.
+        lines = [m.value() or b"" for m in good]
+        first, last = good[0].offset(), good[-1].offset()
+        # Offsets only grow within a partition, so this span means there is no gap.
+        offsets = (range(first, last + 1) if last - first + 1 == len(good)
+                   else [m.offset() for m in good])
+        self.offset = last + 1
+        metrics.EVENTS_READ.labels(self.label).inc(len(lines))
+        return [RawBatch(lines, self.topic, self.partition, offsets)]
+
+    def _errors(self, msgs) -> None:
         for msg in msgs:
             err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    self.drained = self.until_end
-                    continue
-                # Transient broker errors are retried by librdkafka itself; log, keep going.
-                log.warning("kafka error topic=%s partition=%d error=%s",
-                            self.topic, self.partition, err)
+            if err is None:
                 continue
-            # A tombstone (null value) is not a usage event: it reaches the dead letters.
-            lines.append(msg.value() or b"")
-            offsets.append(msg.offset())
-        if offsets:
-            self.offset = offsets[-1] + 1
-            metrics.EVENTS_READ.labels(self.label).inc(len(lines))
-        self._report_lag()
-        if not lines:
-            return []
-        return [RawBatch(lines, self.topic, self.partition, offsets)]
+            if err.code() == KafkaError._PARTITION_EOF:
+                self.drained = self.until_end
+                continue
+            # Transient broker errors are retried by librdkafka itself; log, keep going.
+            log.warning("kafka error topic=%s partition=%d error=%s",
+                        self.topic, self.partition, err)
 
     def _report_lag(self) -> None:
         now = time.monotonic()

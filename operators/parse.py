@@ -192,22 +192,27 @@ def _checked_fields(obj: dict) -> Fields | Rejection:
     return parts
 
 
-def times_us(texts: list[str]) -> list[int | Rejection]:
-    """Convert a batch's time strings: Arrow for plain RFC 3339, ``fromisoformat`` otherwise."""
-    out: list[int | Rejection] = [0] * len(texts)
+def times_us(texts: list[str]) -> tuple[np.ndarray, dict[int, Rejection]]:
+    """Convert a batch's time strings: Arrow for plain RFC 3339, ``fromisoformat`` otherwise.
+
+    Returns µs since the epoch (0 where the text is not a time) and the rejections by index.
+    """
+    out = np.zeros(len(texts), dtype=np.int64)
+    bad: dict[int, Rejection] = {}
     arr = pa.array(texts, pa.string())
     plain = np.asarray(pc.match_substring_regex(arr, _RFC3339), dtype=bool)
     idx = np.flatnonzero(plain)
     try:
-        converted = pc.take(arr, idx).cast(_TIMESTAMP_US).cast(pa.int64()).to_pylist()
+        out[idx] = pc.take(arr, idx).cast(_TIMESTAMP_US).cast(pa.int64()).to_numpy()
     except pa.ArrowInvalid:  # a date that does not exist (30 February): decide one by one
         plain[:] = False
-    else:
-        for i, us in zip(idx.tolist(), converted, strict=True):
-            out[i] = us
     for i in np.flatnonzero(~plain).tolist():
-        out[i] = _time_us(texts[i])
-    return out
+        us = _time_us(texts[i])
+        if type(us) is Rejection:
+            bad[i] = us
+        else:
+            out[i] = us
+    return out, bad
 
 
 def parse_event(raw: bytes) -> UsageEvent | Rejection:
@@ -216,10 +221,11 @@ def parse_event(raw: bytes) -> UsageEvent | Rejection:
     if type(fields) is Rejection:
         return fields
     eid, tenant, meter, q, t, dims = fields
-    us = times_us([t])[0]
-    if type(us) is Rejection:
-        return us
-    return UsageEvent(eid, tenant, meter, q, us, tuple(sorted(orjson.loads(dims).items())))
+    us, bad = times_us([t])
+    if bad:
+        return bad[0]
+    return UsageEvent(eid, tenant, meter, q, int(us[0]),
+                      tuple(sorted(orjson.loads(dims).items())))
 
 
 def parse_batch(
@@ -230,14 +236,14 @@ def parse_batch(
     ``now_us`` is the wall clock when the batch was read: a gap in traffic
     does not make the next event a future one. Dead letters are in read order.
     """
-    lines, offsets = raw.lines, raw.offsets
+    lines = raw.lines
     rejected: list[tuple[int, Rejection]] = []
     keep: list[int] = []
-    ids: list[str] = []
+    ids: list[int] = []
     codes: list[int] = []
     qty: list[float] = []
     times: list[str] = []
-    dims: list[bytes] = []
+    dims: list[int] = []
     keys: dict[tuple[str, str], int] = {}  # (tenant, meter) -> code, per batch
     for i, line in enumerate(lines):
         fields = _record(line)
@@ -246,48 +252,51 @@ def parse_batch(
             continue
         eid, tenant, meter, q, t, d = fields
         keep.append(i)
-        ids.append(eid)
+        ids.append(hash64(eid.encode()))
         codes.append(keys.setdefault((tenant, meter), len(keys)))
         qty.append(q)
         times.append(t)
-        dims.append(d)
+        dims.append(hash64(d))
 
-    horizon = now_us + max_clock_skew_us
-    good = np.ones(len(keep), dtype=bool)
-    time_us = np.zeros(len(keep), dtype=np.int64)
-    for j, us in enumerate(times_us(times)):
-        if type(us) is Rejection:
-            rejected.append((keep[j], us))
-            good[j] = False
-        elif us > horizon:
-            rejected.append((keep[j], Rejection(
-                Reason.FUTURE_TIMESTAMP, f"time is {(us - now_us) / 1e6:.0f}s ahead of the clock")))
-            good[j] = False
-        else:
-            time_us[j] = us
+    time_us, bad_times = times_us(times)
+    rejected.extend((keep[j], r) for j, r in bad_times.items())
+    ahead = time_us > now_us + max_clock_skew_us
+    for j in np.flatnonzero(ahead).tolist():
+        rejected.append((keep[j], Rejection(
+            Reason.FUTURE_TIMESTAMP,
+            f"time is {(time_us[j] - now_us) / 1e6:.0f}s ahead of the clock")))
+    good = ~ahead
+    good[list(bad_times)] = False
+    sel = slice(None) if good.all() else np.flatnonzero(good)
 
     rejected.sort(key=lambda r: r[0])
+    offsets = raw.offsets
     dead = [
         DeadLetter(now_us, r.reason.value, r.detail, bytes(lines[i]), raw.source,
                    raw.partition, offsets[i])
         for i, r in rejected
     ]
+    kept = np.asarray(keep, dtype=np.int64)[sel]
+    code = np.asarray(codes, dtype=np.int64)[sel]
+    quantity = np.asarray(qty, dtype=np.float64)[sel]
+    time_us = time_us[sel]
     key_list = list(keys)
-    code = np.asarray(codes, dtype=np.int64)
-    quantity = np.asarray(qty, dtype=np.float64)
-    batch = EventBatch(
+    return EventBatch(
         keys=key_list,
         key_code=code,
         quantity=quantity,
         time_us=time_us,
-        id_hash=np.fromiter((hash64(e.encode()) for e in ids), dtype=np.uint64, count=len(ids)),
+        id_hash=np.asarray(ids, dtype=np.uint64)[sel],
         content_hash=content_hashes(key_list, code, quantity, time_us,
-                                    [hash64(d) for d in dims]),
-        raw=[bytes(lines[i]) for i in keep],
-        offsets=np.asarray([offsets[i] for i in keep], dtype=np.int64),
+                                    np.asarray(dims, dtype=np.uint64)[sel]),
+        raw=[lines[i] for i in kept.tolist()],
+        offsets=_positions(offsets)[kept],
         source=raw.source,
         partition=raw.partition,
-    )
-    if not good.all():
-        batch = batch.take(np.flatnonzero(good))
-    return batch, dead
+    ), dead
+
+
+def _positions(offsets) -> np.ndarray:
+    if isinstance(offsets, range):  # file line numbers, contiguous Kafka offsets
+        return np.arange(offsets.start, offsets.stop, offsets.step, dtype=np.int64)
+    return np.asarray(offsets, dtype=np.int64)
