@@ -22,7 +22,7 @@ Variants (``--only`` takes a comma-separated list):
   bare-orjson    the same, plus orjson.loads of each message
   burnwatch-1w   `burnwatch run --until-end`, 1 worker
   burnwatch-2w   `burnwatch run --until-end --workers 2` (two worker threads, one process)
-  burnwatch-2p   two `burnwatch run --until-end -i I -a ADDRS` processes, 1 worker each
+  burnwatch-2p   `burnwatch run --until-end --processes 2`: two processes, 1 worker each
   quix           Quix Streams: parse, stateful dedupe, group_by, 1-min tumbling sum+count,
                  grace 5 min, final() -> file (own virtualenv, see --quix-python)
   naive-bytewax  Bytewax KafkaSource per event -> parse -> stateful_map dedupe ->
@@ -36,9 +36,7 @@ import argparse
 import json
 import os
 import pickle
-import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -281,19 +279,6 @@ class RunResult:
     note: str = ""
 
 
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def read_jsonl_totals(path: Path) -> dict:
     totals: dict = {}
     if not path.exists():
@@ -347,20 +332,10 @@ class Bench:
             check = f"n/a (read {got:,} of {lines:,})" if got is not None else "failed"
         elif variant == "burnwatch-2p":
             out = workdir / "out"
-            ports = free_ports(2)
-            addresses = ";".join(f"127.0.0.1:{p}" for p in ports)
-            procs = []
-            for pid in range(2):
-                cmd = [BURNWATCH, "run", "--brokers", a.brokers, "--topic", self.topic,
-                       "--out", str(out), "--recovery-dir", str(workdir / f"recovery-{pid}"),
-                       "--until-end", "-i", str(pid), "-a", addresses]
-                procs.append(" ".join(shlex.quote(c) for c in cmd))
-            # One shell as the root of the process tree, so both are measured together.
-            script = (f"{procs[0]} & p0=$!; {procs[1]} & p1=$!; "
-                      "wait $p0; r0=$?; wait $p1; r1=$?; exit $((r0 | r1))")
-            m = measure(["bash", "-c", script], workdir=workdir,
-                        env={"BURNWATCH_METRICS_PORT": "0",
-                             "BURNWATCH_RUN_KEY": f"bench-{uuid.uuid4().hex[:8]}"})
+            cmd = [BURNWATCH, "run", "--brokers", a.brokers, "--topic", self.topic,
+                   "--out", str(out), "--recovery-dir", str(workdir / "recovery"),
+                   "--until-end", "--processes", "2"]
+            m = measure(cmd, env={"BURNWATCH_METRICS_PORT": "0"}, workdir=workdir)
             ok = m.rc == 0
             check, nbad, lost = compare(self.expected, output_totals(str(out))) if ok else (
                 "failed", None, None)

@@ -35,11 +35,11 @@ from bench.throughput import (  # noqa: E402
     dataset,
     ensure_topic,
     fmt_bytes,
-    free_ports,
     generator_config,
     measure,
     oracle,
 )
+from flows.local_cluster import free_ports  # noqa: E402
 from tests.oracle import output_totals  # noqa: E402
 
 GC = "import gc\ngc.set_threshold(100_000, 50, 1000)\n"

@@ -22,6 +22,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+# Millions of short-lived containers and no reference cycles of our own: with the
+# default thresholds (700, 10, 10) the cyclic GC cost ~23% of a run (docs/throughput.md).
+GC_THRESHOLDS = (100_000, 50, 1000)
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
@@ -59,11 +62,10 @@ def _main(
     log_level: Annotated[str, typer.Option(help="Python log level")] = "WARNING",
 ) -> None:
     logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s %(message)s",
     )
-    # Millions of short-lived containers and no reference cycles of our own: with the
-    # default thresholds (700, 10, 10) the cyclic GC cost ~23% of a run (docs/throughput.md).
-    gc.set_threshold(100_000, 50, 1000)
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @app.command()
@@ -147,6 +149,10 @@ def run(
     out_url: Annotated[str | None, typer.Option("--out", help="Output folder or s3:// URL")] = None,
     config: ConfigOpt = None,
     workers: Annotated[int, typer.Option(min=1, help="Bytewax worker threads")] = 1,
+    processes: Annotated[
+        int, typer.Option(min=1, help="Local processes (of --workers threads each): "
+                          "the way to use more cores")
+    ] = 1,
     until_end: Annotated[
         bool, typer.Option("--until-end", help="Stop once every partition is drained")
     ] = False,
@@ -161,11 +167,17 @@ def run(
     webhook_secret: WebhookSecretOpt = None,
 ) -> None:
     """Consume a topic for ever (or --until-end), with exactly-once effect on the output."""
-    from flows.run import run_job
+    from flows.run import run_job, start_local_cluster
 
     settings = _settings(config, webhook_url, webhook_secret, out=out_url)
     if (process_id is None) != (addresses is None):
         raise ConfigError("--process-id and --addresses go together (a cluster needs both)")
+    if processes > 1:
+        if addresses is not None:
+            raise ConfigError("--processes starts a local cluster; it does not go with -i/-a")
+        rc = start_local_cluster(settings, sys.argv[1:], processes=processes, workers=workers,
+                                 recovery_dir=recovery_dir)
+        raise typer.Exit(rc if rc >= 0 else 128 - rc)
     run_job(settings, brokers=brokers, topic=topic, recovery_dir=recovery_dir, workers=workers,
             until_end=until_end, process_id=process_id,
             addresses=addresses.split(";") if addresses else None)

@@ -18,6 +18,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from prometheus_client import start_http_server
 
+from flows.local_cluster import run_processes, without_option
 from flows.outputs import output_sinks
 from flows.replay import check_output, wall_clock_us
 from flows.settings import ConfigError, Settings
@@ -181,3 +182,13 @@ def run_job(
         epoch_interval=settings.epoch_interval,
         recovery_config=RecoveryConfig(str(recovery_dir)),
     )
+
+
+def start_local_cluster(settings: Settings, argv: list[str], *, processes: int, workers: int,
+                        recovery_dir: Path) -> int:
+    """``run --processes N``: make the store here, then run N processes on it."""
+    check_output(settings.out, settings.storage_options)
+    run_key = open_recovery_store(recovery_dir, workers * processes, settings.run_key,
+                                  fixed=fixed_settings(settings))
+    return run_processes(without_option(argv, "--processes"), processes, run_key=run_key,
+                         metrics_port=settings.metrics_port)

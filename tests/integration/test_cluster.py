@@ -1,6 +1,7 @@
 """`burnwatch run` as a cluster of Bytewax processes (-i/-a) on loopback.
 
-A two-process cluster consumes a 3-partition topic; its totals must equal the
+A two-process cluster consumes a 3-partition topic (started with -i/-a, and by
+`run --processes 2`); its totals must equal the
 DuckDB oracle's and a single process's. Then the same cluster is killed with
 SIGKILL mid-run and resumed, once with a shared recovery directory (rescaled to
 one process with three workers on the last resume) and once with a recovery
@@ -20,12 +21,13 @@ What Bytewax 0.21 needs from the recovery store of a cluster:
 
 from __future__ import annotations
 
-import socket
+import re
 import time
 from pathlib import Path
 
 import pytest
 
+from flows.local_cluster import free_ports
 from flows.run import RUN_KEY_FILE
 from tests.integration.conftest import Job, create_topic, make_stream, produce, wait_until
 from tests.oracle import (
@@ -53,19 +55,6 @@ def topic(services, stream) -> str:
     name = create_topic(services["KAFKA_BOOTSTRAP"], partitions=3)
     produce(services["KAFKA_BOOTSTRAP"], name, stream[1])
     return name
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def run_args(services, topic: str, out: str, recovery: Path, *extra: str) -> list[str]:
@@ -184,3 +173,26 @@ def test_a_killed_cluster_resumes_with_a_store_per_process(services, stream, ora
     # Each partition of the store exists once, on the volume of the process that made it.
     assert [p.name for p in recoveries[0].glob("part-*.sqlite3")] == ["part-0.sqlite3"]
     assert [p.name for p in recoveries[1].glob("part-*.sqlite3")] == ["part-1.sqlite3"]
+
+
+def test_processes_option_runs_a_local_cluster_that_dies_with_its_parent(
+        services, stream, oracle, topic, s3_out, tmp_path):
+    out = s3_out
+    recovery = tmp_path / "rec"
+    first = Job(*run_args(services, topic, out, recovery, "--processes", "2"), env=SMALL_FILES,
+                log=tmp_path / "first.log")
+    assert wait_until(lambda: "started 2 processes" in first.output(), timeout=60), \
+        first.output()
+    pids = [int(p) for p in re.search(r"pids=\[([\d, ]+)\]", first.output()).group(1)
+            .split(",")]
+    kill_mid_run([first])  # SIGKILL the parent only
+    # Its children stop with it (they would otherwise keep the store busy).
+    assert wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in pids), timeout=30)
+    resumed = Job(*run_args(services, topic, out, recovery, "--processes", "2"),
+                  env=SMALL_FILES, log=tmp_path / "resumed.log")
+    wait_all([resumed])
+    assert_exact(out, oracle, stream[2])
+    log = (tmp_path / "resumed.log").read_text()
+    # Both processes did part of the work: rollup files from two pids.
+    writers = set(re.findall(r"\[(\d+)\].*flushed dataset=rollups", log))
+    assert len(writers) == 2, log[-3000:]
