@@ -7,6 +7,7 @@ that owns the key, plus dead letters for what it rejected.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -15,7 +16,7 @@ import numpy as np
 from operators.batch import EventBatch, stable_hash
 from operators.dedupe import DedupeIndex, Verdict
 from operators.records import DeadLetter, Reason
-from operators.windows import Partial, Watermark, aggregate, window_starts
+from operators.windows import Partials, Watermark, aggregate, window_starts
 
 
 @lru_cache(maxsize=1 << 16)
@@ -25,11 +26,19 @@ def window_shard(tenant: str, meter: str, shards: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class WindowPartials:
-    """Partial aggregates for one window shard, and the sender's watermark."""
+    """Partial aggregates for one window shard, as columns, and the sender's watermark."""
 
-    keys: list[tuple[str, str, int]]  # (tenant, meter, window_start_us)
-    partials: list[Partial]
+    pairs: list[tuple[str, str]]  # distinct (tenant, meter)
+    pair_code: np.ndarray  # int64 index into pairs, per group
+    starts: np.ndarray  # int64 window start, per group
+    partials: Partials
     watermark_us: int
+
+    def keys(self) -> Iterator[tuple[str, str, int]]:
+        """(tenant, meter, window_start_us) per group."""
+        pairs = self.pairs
+        return ((*pairs[c], s) for c, s in zip(self.pair_code.tolist(), self.starts.tolist(),
+                                               strict=True))
 
 
 @dataclass(slots=True)
@@ -112,18 +121,19 @@ class Admission:
         cells, groups = np.unique(batch.key_code[idx] * len(starts) + start_index,
                                   return_inverse=True)
         partials = aggregate(batch.quantity[idx], time_us, groups, len(cells))
-        by_shard: dict[int, WindowPartials] = {}
         codes, start_of = np.divmod(cells, len(starts))
-        for code, start, partial in zip(codes.tolist(), starts[start_of].tolist(), partials,
-                                        strict=True):
-            tenant, meter = batch.keys[code]
-            shard = window_shard(tenant, meter, cfg.window_shards)
-            wp = by_shard.get(shard)
-            if wp is None:
-                wp = by_shard[shard] = WindowPartials([], [], wm)
-            wp.keys.append((tenant, meter, start))
-            wp.partials.append(partial)
-        return sorted(by_shard.items())
+        shard_of_pair = np.fromiter(
+            (window_shard(t, m, cfg.window_shards) for t, m in batch.keys),
+            dtype=np.int64, count=len(batch.keys))
+        shard = shard_of_pair[codes]
+        out = []
+        for s in np.unique(shard).tolist():
+            part = np.flatnonzero(shard == s)
+            used, pair_code = np.unique(codes[part], return_inverse=True)
+            out.append((s, WindowPartials(
+                [batch.keys[u] for u in used.tolist()], pair_code, starts[start_of[part]],
+                partials.take(part), wm)))
+        return out
 
 
 def _dead_letter(batch: EventBatch, i: int, now_us: int, reason: Reason, detail: str) -> DeadLetter:

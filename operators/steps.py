@@ -134,7 +134,7 @@ class _WindowLogic(StatefulBatchLogic):
         now = self.clock()
         for shard, wp in values:
             self.shard = str(shard)
-            metrics.LATE_PARTIALS.inc(self.book.add(wp.keys, wp.partials))
+            metrics.LATE_PARTIALS.inc(self.book.add(wp.keys(), wp.partials.rows()))
             self.upstream.observe(wp.watermark_us, now)
         return self._emit(self.book.advance(self.upstream.at(now)))
 

@@ -24,7 +24,9 @@ per closed window. The true total of a window is the sum over its revisions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,30 +43,42 @@ def window_starts(time_us: np.ndarray, size_us: int) -> np.ndarray:
     return time_us - np.mod(time_us, size_us)
 
 
+class Partials(NamedTuple):
+    """Partial aggregates of many groups, one array per slot of :data:`Partial`.
+
+    Columns rather than a list per group: they move between steps (and processes) as a
+    handful of arrays.
+    """
+
+    quantity: np.ndarray  # float64 sum
+    events: np.ndarray  # int64 count
+    quantity_max: np.ndarray  # float64
+    last_time_us: np.ndarray  # int64
+    quantity_last: np.ndarray  # float64
+
+    def take(self, idx: np.ndarray) -> Partials:
+        return Partials(*(column[idx] for column in self))
+
+    def rows(self) -> Iterator[Partial]:
+        """One :data:`Partial` (a list) per group."""
+        return map(list, zip(*(column.tolist() for column in self), strict=True))
+
+
 def aggregate(
     quantity: np.ndarray, time_us: np.ndarray, groups: np.ndarray, ngroups: int
-) -> list[Partial]:
+) -> Partials:
     """One partial per group; input in arrival order (a later arrival wins a tie for 'last')."""
     n = len(groups)
     sums = np.bincount(groups, weights=quantity, minlength=ngroups)
-    counts = np.bincount(groups, minlength=ngroups)
+    counts = np.bincount(groups, minlength=ngroups).astype(np.int64)
     order = np.lexsort((np.arange(n), time_us, groups))  # by group, then time, then arrival
     g_sorted = groups[order]
     q_sorted = quantity[order]
     starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
     ends = np.r_[starts[1:], n] - 1
-    maxes = np.maximum.reduceat(q_sorted, starts)
-    return [
-        list(row)
-        for row in zip(
-            sums.tolist(),
-            counts.tolist(),
-            maxes.tolist(),
-            time_us[order][ends].tolist(),
-            q_sorted[ends].tolist(),
-            strict=True,
-        )
-    ]
+    return Partials(
+        sums, counts, np.maximum.reduceat(q_sorted, starts), time_us[order][ends], q_sorted[ends]
+    )
 
 
 def merge(acc: Partial, new: Partial) -> None:
@@ -123,7 +137,7 @@ class WindowBook:
         self.open = {} if self.open is None else self.open
         self.corrections = {} if self.corrections is None else self.corrections
 
-    def add(self, keys: list[tuple[str, str, int]], partials: list[Partial]) -> int:
+    def add(self, keys: Iterable[tuple[str, str, int]], partials: Iterable[Partial]) -> int:
         """Add partial aggregates; returns how many reached an emitted window."""
         late = 0
         for (tenant, meter, start), partial in zip(keys, partials, strict=True):

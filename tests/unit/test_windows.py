@@ -18,7 +18,7 @@ def test_aggregate_matches_a_python_loop():
     groups[:g] = np.arange(g)  # every group present
     q = rng.gamma(2.0, 1.0, n)
     t = rng.integers(0, 50, n)  # many ties: the later arrival must win
-    got = aggregate(q, t, groups, g)
+    got = list(aggregate(q, t, groups, g).rows())
     for k in range(g):
         idx = [i for i in range(n) if groups[i] == k]
         last = max(idx, key=lambda i: (t[i], i))
