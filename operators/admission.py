@@ -117,7 +117,8 @@ class Admission:
         time_us = batch.time_us[idx]
         starts, start_index = np.unique(window_starts(time_us, cfg.window_us),
                                         return_inverse=True)
-        # One group per (tenant-meter code, window start); both indices are < len(idx).
+        # One group per (tenant-meter code, window start): a code below len(keys) times
+        # len(starts), both at most a read's length, so it cannot overflow.
         cells, groups = np.unique(batch.key_code[idx] * len(starts) + start_index,
                                   return_inverse=True)
         partials = aggregate(batch.quantity[idx], time_us, groups, len(cells))
