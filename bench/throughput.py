@@ -58,6 +58,7 @@ sys.path.insert(0, str(REPO))
 from flows.cli import write_stream  # noqa: E402
 from operators.generate import GeneratorConfig  # noqa: E402
 from tests.oracle import mismatches, oracle_totals, output_totals  # noqa: E402
+from tests.produce import produce  # noqa: E402
 
 PY = str(REPO / ".venv" / "bin" / "python")
 BURNWATCH = str(REPO / ".venv" / "bin" / "burnwatch")
@@ -127,16 +128,6 @@ def oracle(cache: Path, data: Dataset) -> dict:
     return totals
 
 
-def _key(line: bytes) -> bytes | None:
-    # As tests/integration/conftest.py: copies of an event share its id, so keying by id
-    # keeps them in one partition, in order.
-    try:
-        eid = orjson.loads(line).get("id")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return eid.encode() if isinstance(eid, str) and eid else None
-
-
 def topic_messages(brokers: str, topic: str) -> int | None:
     from confluent_kafka import Consumer, TopicPartition
 
@@ -156,7 +147,6 @@ def topic_messages(brokers: str, topic: str) -> int | None:
 
 def ensure_topic(brokers: str, data: Dataset, partitions: int) -> str:
     """A topic holding the file's lines, keyed by id; reused when it is complete."""
-    from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
     topic = f"bench-{data.key}-p{partitions}"
@@ -170,21 +160,10 @@ def ensure_topic(brokers: str, data: Dataset, partitions: int) -> str:
         time.sleep(2)
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
     log(f"producing {data.lines:,} lines into {topic} ({partitions} partitions, keyed by id)")
-    producer = Producer({"bootstrap.servers": brokers, "linger.ms": 50,
-                         "enable.idempotence": True, "queue.buffering.max.messages": 500_000,
-                         "batch.size": 1_000_000})
     started = time.perf_counter()
     with data.path.open("rb") as fh:
-        for raw in fh:
-            line = raw.rstrip(b"\r\n")
-            while True:
-                try:
-                    producer.produce(topic, value=line, key=_key(line))
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-    if producer.flush(120) != 0:
-        raise SystemExit(f"could not produce every line into {topic}")
+        produce(brokers, topic, (raw.rstrip(b"\r\n") for raw in fh),
+                config={"batch.size": 1_000_000}, flush_timeout_s=120)
     log(f"produced in {time.perf_counter() - started:.0f} s")
     return topic
 

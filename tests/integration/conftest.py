@@ -11,9 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from flows.cli import write_stream
@@ -53,26 +51,10 @@ def create_topic(bootstrap: str, partitions: int = 3) -> str:
     return name
 
 
-def _key(line: bytes) -> bytes | None:
-    # Copies of an event share its id, so keying by id keeps them in one partition, in order.
-    try:
-        eid = orjson.loads(line).get("id")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return eid.encode() if isinstance(eid, str) and eid else None
-
-
-def produce(bootstrap: str, topic: str, lines: list[bytes]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50,
-                         "enable.idempotence": True, "queue.buffering.max.messages": 500_000})
-    for line in lines:
-        while True:
-            try:
-                producer.produce(topic, value=line, key=_key(line))
-                break
-            except BufferError:
-                producer.poll(0.1)
-    assert producer.flush(60) == 0
+def run_args(services, topic: str, out: str, recovery: Path, *extra: str) -> list[str]:
+    """Arguments of `burnwatch run` on the test services."""
+    return ["--brokers", services["KAFKA_BOOTSTRAP"], "--topic", topic, "--out", out,
+            "--recovery-dir", str(recovery), *extra]
 
 
 class Job:

@@ -19,7 +19,7 @@ from tests.integration.conftest import (
     Job,
     create_topic,
     make_stream,
-    produce,
+    run_args,
     services_sh,
     wait_until,
 )
@@ -29,6 +29,7 @@ from tests.oracle import (
     mismatches,
     output_totals,
 )
+from tests.produce import produce
 
 pytestmark = pytest.mark.integration
 
@@ -45,11 +46,6 @@ def topic(services, stream) -> str:
     name = create_topic(services["KAFKA_BOOTSTRAP"], partitions=3)
     produce(services["KAFKA_BOOTSTRAP"], name, stream[1])
     return name
-
-
-def run_args(services, topic: str, out: str, recovery: Path, *extra: str) -> list[str]:
-    return ["--brokers", services["KAFKA_BOOTSTRAP"], "--topic", topic, "--out", out,
-            "--recovery-dir", str(recovery), *extra]
 
 
 def assert_matches_oracle(out: str, oracle: dict, dead_letters: dict) -> None:

@@ -29,13 +29,14 @@ import pytest
 
 from flows.local_cluster import free_ports
 from flows.run import RUN_KEY_FILE
-from tests.integration.conftest import Job, create_topic, make_stream, produce, wait_until
+from tests.integration.conftest import Job, create_topic, make_stream, run_args, wait_until
 from tests.oracle import (
     dead_letter_counts,
     duplicated_rows,
     mismatches,
     output_totals,
 )
+from tests.produce import produce
 
 pytestmark = pytest.mark.integration
 # Small files, so kills land between writes and a resume must replace files.
@@ -57,9 +58,8 @@ def topic(services, stream) -> str:
     return name
 
 
-def run_args(services, topic: str, out: str, recovery: Path, *extra: str) -> list[str]:
-    return ["--brokers", services["KAFKA_BOOTSTRAP"], "--topic", topic, "--out", out,
-            "--recovery-dir", str(recovery), "--until-end", *extra]
+def backfill_args(services, topic: str, out: str, recovery: Path, *extra: str) -> list[str]:
+    return run_args(services, topic, out, recovery, "--until-end", *extra)
 
 
 def start_cluster(services, topic: str, out: str, recoveries: list[Path], run_key: str,
@@ -68,7 +68,7 @@ def start_cluster(services, topic: str, out: str, recoveries: list[Path], run_ke
     addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(len(recoveries)))
     jobs: list[Job] = []
     for i, recovery in enumerate(recoveries):
-        args = run_args(services, topic, out, recovery, "-i", str(i), "-a", addresses)
+        args = backfill_args(services, topic, out, recovery, "-i", str(i), "-a", addresses)
         jobs.append(Job(*args, env={"BURNWATCH_RUN_KEY": run_key, **(env or {})},
                         log=tmp_path / f"{tag}-{i}.log"))
         if i == 0:
@@ -110,7 +110,7 @@ def test_two_processes_give_the_same_totals_as_one(services, stream, oracle, top
     single_out, cluster_out = f"{s3_out}-one", f"{s3_out}-two"
 
     started = time.monotonic()
-    single = Job(*run_args(services, topic, single_out, tmp_path / "rec-single"),
+    single = Job(*backfill_args(services, topic, single_out, tmp_path / "rec-single"),
                  log=tmp_path / "single.log")
     wait_all([single])
     single_s = time.monotonic() - started
@@ -149,7 +149,7 @@ def test_a_killed_cluster_resumes_and_rescales_on_a_shared_store(services, strea
         kill_mid_run(jobs)
     # The store has 2 partitions (1 worker x 2 processes when it was made); resume on
     # one process with 3 workers: Bytewax routes each key's state to its new owner.
-    final = Job(*run_args(services, topic, out, shared, "--workers", "3"),
+    final = Job(*backfill_args(services, topic, out, shared, "--workers", "3"),
                 env={"BURNWATCH_RUN_KEY": "shared-store", **SMALL_FILES},
                 log=tmp_path / "rescaled.log")
     wait_all([final])
@@ -179,7 +179,7 @@ def test_processes_option_runs_a_local_cluster_that_dies_with_its_parent(
         services, stream, oracle, topic, s3_out, tmp_path):
     out = s3_out
     recovery = tmp_path / "rec"
-    first = Job(*run_args(services, topic, out, recovery, "--processes", "2"), env=SMALL_FILES,
+    first = Job(*backfill_args(services, topic, out, recovery, "--processes", "2"), env=SMALL_FILES,
                 log=tmp_path / "first.log")
     assert wait_until(lambda: "started 2 processes" in first.output(), timeout=60), \
         first.output()
@@ -188,7 +188,7 @@ def test_processes_option_runs_a_local_cluster_that_dies_with_its_parent(
     kill_mid_run([first])  # SIGKILL the parent only
     # Its children stop with it (they would otherwise keep the store busy).
     assert wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in pids), timeout=30)
-    resumed = Job(*run_args(services, topic, out, recovery, "--processes", "2"),
+    resumed = Job(*backfill_args(services, topic, out, recovery, "--processes", "2"),
                   env=SMALL_FILES, log=tmp_path / "resumed.log")
     wait_all([resumed])
     assert_exact(out, oracle, stream[2])
