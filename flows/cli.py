@@ -167,17 +167,19 @@ def run(
     webhook_secret: WebhookSecretOpt = None,
 ) -> None:
     """Consume a topic for ever (or --until-end), with exactly-once effect on the output."""
-    from flows.run import run_job, start_local_cluster
-
     settings = _settings(config, webhook_url, webhook_secret, out=out_url)
     if (process_id is None) != (addresses is None):
         raise ConfigError("--process-id and --addresses go together (a cluster needs both)")
     if processes > 1:
         if addresses is not None:
             raise ConfigError("--processes starts a local cluster; it does not go with -i/-a")
+        from flows.local_cluster import start_local_cluster  # light: children import the flow
+
         rc = start_local_cluster(settings, sys.argv[1:], processes=processes, workers=workers,
                                  recovery_dir=recovery_dir)
         raise typer.Exit(rc if rc >= 0 else 128 - rc)
+    from flows.run import run_job
+
     run_job(settings, brokers=brokers, topic=topic, recovery_dir=recovery_dir, workers=workers,
             until_end=until_end, process_id=process_id,
             addresses=addresses.split(";") if addresses else None)

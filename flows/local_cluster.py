@@ -5,6 +5,11 @@ two worker threads are slower than one (docs/throughput.md). Processes scale:
 this starts N copies of the same ``run`` command as one Bytewax cluster on
 loopback (``-i k -a ADDRS``), sharing one recovery directory and one run key,
 and stops them together.
+
+Start-up is paid once, not N times in a row: the processes start together and
+import in parallel while the parent checks the output; each waits at a gate (a
+pipe the parent writes to once the checks pass) and then, just before joining
+the cluster, for the processes before it to listen.
 """
 
 from __future__ import annotations
@@ -17,10 +22,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
+
+from flows.settings import Settings
+from flows.store import fixed_settings, open_recovery_store
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+GATE_ENV = "BURNWATCH_CLUSTER_GATE"  # the fd of the gate, in a child
+GO = b"g"
+EXIT_NOT_STARTED = 3
 
 
 def free_ports(n: int) -> list[int]:
@@ -72,27 +85,55 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def run_processes(argv: list[str], processes: int, *, run_key: str,
-                  metrics_port: int) -> int:
+def start_local_cluster(settings: Settings, argv: list[str], *, processes: int, workers: int,
+                        recovery_dir: Path) -> int:
+    """``run --processes N``: make the store here, then run N processes on it."""
+    run_key = open_recovery_store(recovery_dir, workers * processes, settings.run_key,
+                                  fixed=fixed_settings(settings))
+
+    def check_output() -> None:
+        from flows.replay import check_output  # the dataflow's imports: while children start
+
+        check_output(settings.out, settings.storage_options)
+
+    return run_processes(without_option(argv, "--processes"), processes, run_key=run_key,
+                         metrics_port=settings.metrics_port, prepare=check_output)
+
+
+def run_processes(argv: list[str], processes: int, *, run_key: str, metrics_port: int,
+                  prepare: Callable[[], None] = lambda: None) -> int:
     """Run ``burnwatch ARGV -i k -a ADDRS`` for k < processes; the worst exit code.
 
+    The children start at once and wait at the gate while ``prepare`` runs here;
+    if it raises, they are let go with nothing to do and its error is raised.
     Child k serves metrics on ``metrics_port + k`` (none when it is 0). When one
     child fails the others are stopped; SIGINT/SIGTERM are passed on to all.
     """
     ports = free_ports(processes)
     addresses = ";".join(f"127.0.0.1:{p}" for p in ports)
+    gate, opener = os.pipe()
     children = []
-    for k in range(processes):
-        env = {**os.environ, "BURNWATCH_RUN_KEY": run_key,
-               "BURNWATCH_METRICS_PORT": str(metrics_port + k if metrics_port else 0)}
-        cmd = [sys.executable, "-m", "flows.cli", *argv, "-i", str(k), "-a", addresses]
-        children.append(subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent))
-        # Process k connects to processes < k and, refused, retries only a second
-        # later: let each listen before the next starts.
-        deadline = time.monotonic() + 30
-        while (k < processes - 1 and not _listening(ports[k]) and children[k].poll() is None
-               and time.monotonic() < deadline):
-            time.sleep(0.02)
+    try:
+        for k in range(processes):
+            env = {**os.environ, "BURNWATCH_RUN_KEY": run_key, GATE_ENV: str(gate),
+                   "BURNWATCH_METRICS_PORT": str(metrics_port + k if metrics_port else 0)}
+            cmd = [sys.executable, "-m", "flows.cli", *argv, "-i", str(k), "-a", addresses]
+            children.append(subprocess.Popen(cmd, env=env, pass_fds=(gate,),
+                                             preexec_fn=_die_with_parent))
+    except BaseException:
+        os.close(opener)  # the gate reads end-of-file: started children exit
+        raise
+    finally:
+        os.close(gate)  # each child has its own copy
+    try:
+        prepare()
+    except BaseException:
+        os.close(opener)
+        for c in children:
+            c.wait()
+        raise
+    os.write(opener, GO * processes)
+    os.close(opener)
     log.info("started %d processes pids=%s addresses=%s", processes,
              [c.pid for c in children], addresses)
 
@@ -114,3 +155,27 @@ def run_processes(argv: list[str], processes: int, *, run_key: str,
         time.sleep(0.2)
     codes = [c.returncode for c in children]
     return worst or next((rc for rc in codes if rc), 0)
+
+
+def wait_for_go() -> bool:
+    """In a process that ``run_processes`` started: wait at the gate. Whether it was one.
+
+    Exits quietly when the parent's checks failed (the parent reports why).
+    """
+    fd = os.environ.pop(GATE_ENV, None)
+    if fd is None:
+        return False
+    go = os.read(int(fd), 1)
+    os.close(int(fd))
+    if go != GO:
+        raise SystemExit(EXIT_NOT_STARTED)
+    return True
+
+
+def wait_for_predecessors(addresses: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until each local ``HOST:PORT`` listens. A Bytewax process connects to
+    the ones before it, and after a refused connect it retries only a second later."""
+    deadline = time.monotonic() + timeout_s
+    ports = [int(a.rsplit(":", 1)[1]) for a in addresses]
+    while not all(_listening(p) for p in ports) and time.monotonic() < deadline:
+        time.sleep(0.02)

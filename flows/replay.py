@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -80,7 +82,8 @@ def check_output(url: str, storage_options: dict) -> None:
     try:
         fs, root = fsspec.core.url_to_fs(url, **storage_options)
         fs.makedirs(root, exist_ok=True)
-        probe = f"{root.rstrip('/')}/.burnwatch-probe"
+        # Its own name: the processes of a cluster check the same --out at once.
+        probe = f"{root.rstrip('/')}/.burnwatch-probe-{os.getpid()}-{secrets.token_hex(4)}"
         fs.pipe(probe, b"ok")
         fs.rm(probe)
     except Exception as ex:  # noqa: BLE001 - any failure here is a configuration problem

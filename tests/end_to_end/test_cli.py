@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 
@@ -46,3 +47,27 @@ def test_bad_configuration_is_named_before_the_job_starts(tmp_path):
     assert res.returncode == 2
     assert "missing.jsonl" in res.stderr
     assert not (tmp_path / "o" / "rollups").exists()
+
+
+def test_a_local_cluster_that_fails_its_checks_says_why_once_and_starts_nothing(tmp_path):
+    # The processes start while the parent checks --out, and wait at a gate; a failed
+    # check lets them go without touching Kafka (no broker is needed to see it).
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    res = burnwatch("run", "--brokers", "127.0.0.1:9", "--topic", "t", "--until-end",
+                    "--recovery-dir", str(tmp_path / "store"), "--out", str(blocker / "out"),
+                    "--processes", "2")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("out: cannot write to") == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    # Had a child passed the gate it would have printed the same error (count above);
+    # none is left running either.
+    store = str(tmp_path / "store").encode()
+    assert not [p for p in Path("/proc").glob("[0-9]*") if store in _cmdline(p)]
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return proc.joinpath("cmdline").read_bytes()
+    except OSError:  # it exited meanwhile
+        return b""

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from flows.local_cluster import free_ports
-from flows.run import RUN_KEY_FILE
+from flows.store import RUN_KEY_FILE
 from tests.integration.conftest import Job, create_topic, make_stream, run_args, wait_until
 from tests.oracle import (
     dead_letter_counts,

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.run import RUN_KEY_FILE, STORE_FILE, fixed_settings, open_recovery_store
 from flows.settings import ConfigError, load_settings
+from flows.store import RUN_KEY_FILE, STORE_FILE, fixed_settings, open_recovery_store
 
 
 def fixed(**over):
