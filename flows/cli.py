@@ -39,6 +39,14 @@ WebhookSecretOpt = Annotated[
 ]
 
 
+def _warn_if_threads(workers: int) -> None:
+    if workers > 1:
+        logging.getLogger("burnwatch").warning(
+            "--workers %d: worker threads share Python's GIL, and two measured slower than "
+            "one (docs/throughput.md); to use more cores, use processes (run --processes N)",
+            workers)
+
+
 def _settings(config: Path | None, url: str | None, secret: str | None, **overrides):
     """Settings, plus the one `standard` webhook the shortcut flags describe."""
     from pydantic import ValidationError
@@ -132,6 +140,7 @@ def replay(
     """Run the usage flow over files and exit, printing a summary."""
     from flows.replay import replay as run_replay
 
+    _warn_if_threads(workers)
     settings = _settings(config, webhook_url, webhook_secret, out=out_url, window=window,
                          allowed_lateness=allowed_lateness)
     summary = run_replay(settings, files, workers=workers)
@@ -168,6 +177,7 @@ def run(
 ) -> None:
     """Consume a topic for ever (or --until-end), with exactly-once effect on the output."""
     settings = _settings(config, webhook_url, webhook_secret, out=out_url)
+    _warn_if_threads(workers)
     if (process_id is None) != (addresses is None):
         raise ConfigError("--process-id and --addresses go together (a cluster needs both)")
     if processes > 1:

@@ -37,8 +37,10 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
         until_end: bool = False,
         max_messages: int = 10_000,
         client_config: dict[str, Any] | None = None,
+        workers: int = 1,
     ) -> None:
         self.brokers = brokers
+        self.workers = workers  # of the whole cluster, only to warn of an uneven spread
         self.topic = topic
         self.until_end = until_end
         self.max_messages = max_messages
@@ -52,6 +54,9 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
         topic = meta.topics[self.topic]
         if topic.error is not None:
             raise RuntimeError(f"topic {self.topic!r}: {topic.error.str()}")
+        uneven = uneven_spread(len(topic.partitions), self.workers)
+        if uneven:
+            log.warning("topic %s: %s", self.topic, uneven)
         return [str(p) for p in sorted(topic.partitions)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None):
@@ -65,6 +70,21 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
         return _KafkaPartition(
             config, self.topic, int(for_part), resume_state, self.max_messages, self.until_end
         )
+
+
+def uneven_spread(partitions: int, workers: int) -> str | None:
+    """Why ``workers`` would share ``partitions`` unevenly, or None.
+
+    A partition is read and parsed by one worker (so that its order, and so
+    first-arrival dedupe, is kept), and parsing is most of the work: with 3
+    partitions, one of 2 workers does about twice the other's parsing.
+    """
+    if workers <= 1 or partitions % workers == 0:
+        return None
+    most, least = -(-partitions // workers), partitions // workers
+    return (f"{partitions} partitions for {workers} workers: each partition is read and "
+            f"parsed by one worker, so some read {most} and some {least}; a topic with a "
+            f"multiple of {workers} partitions spreads the work evenly")
 
 
 class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):

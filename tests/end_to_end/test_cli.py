@@ -34,6 +34,18 @@ def test_generate_then_replay_prints_a_summary_and_writes_parquet(tmp_path):
         f"read_parquet('{out}/rollups/**/*.parquet', hive_partitioning=true)"
     ).fetchall()
     assert [w[0].total_seconds() for w in widths] == [300]
+    assert "GIL" not in res.stderr
+
+
+def test_worker_threads_come_with_a_warning_that_points_to_processes(tmp_path):
+    events = tmp_path / "e.jsonl"
+    res = burnwatch("generate", "--out", str(events), "--tenants", "2", "--hours", "2",
+                    "--end", "2026-11-20T00:00:00")
+    assert res.returncode == 0, res.stderr
+    res = burnwatch("replay", str(events), "--out", str(tmp_path / "out"), "--workers", "2")
+    assert res.returncode == 0, res.stderr
+    assert "--workers 2: worker threads share Python's GIL" in res.stderr
+    assert "run --processes N" in res.stderr
 
 
 def test_bad_configuration_is_named_before_the_job_starts(tmp_path):
