@@ -24,7 +24,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from operators.batch import EventBatch, content_hashes, hash64
+from operators.batch import EventBatch, content_hashes, hash64, pair_hashes
 from operators.records import DeadLetter, RawBatch, Reason, UsageEvent, to_us
 
 
@@ -162,7 +162,10 @@ def _fields(obj: dict) -> Fields | Rejection:
     ):
         if d is None:
             return eid, tenant, meter, float(q), t, _NO_DIMENSIONS
-        if type(d) is dict and all(type(v) is str for v in d.values()):
+        if type(d) is dict:
+            for v in d.values():  # a plain loop: 3 x faster here than all(<generator>)
+                if type(v) is not str:
+                    return _checked_fields(obj)
             return eid, tenant, meter, float(q), t, orjson.dumps(d, option=_SORTED)
     return _checked_fields(obj)
 
@@ -245,8 +248,14 @@ def parse_batch(
     times: list[str] = []
     dims: list[int] = []
     keys: dict[tuple[str, str], int] = {}  # (tenant, meter) -> code, per batch
+    loads = orjson.loads
     for i, line in enumerate(lines):
-        fields = _record(line)
+        # _record, with its common case inlined: this loop runs once per event.
+        try:
+            obj = loads(line)
+        except orjson.JSONDecodeError:
+            obj = None
+        fields = _fields(obj) if type(obj) is dict else _record(line)
         if type(fields) is Rejection:
             rejected.append((i, fields))
             continue
@@ -281,15 +290,17 @@ def parse_batch(
     quantity = np.asarray(qty, dtype=np.float64)[sel]
     time_us = time_us[sel]
     key_list = list(keys)
+    key_hash = pair_hashes(key_list)
     return EventBatch(
         keys=key_list,
+        key_hash=key_hash,
         key_code=code,
         quantity=quantity,
         time_us=time_us,
         id_hash=np.asarray(ids, dtype=np.uint64)[sel],
-        content_hash=content_hashes(key_list, code, quantity, time_us,
+        content_hash=content_hashes(key_hash, code, quantity, time_us,
                                     np.asarray(dims, dtype=np.uint64)[sel]),
-        raw=[lines[i] for i in kept.tolist()],
+        raw=list(map(lines.__getitem__, kept.tolist())),
         offsets=_positions(offsets)[kept],
         source=raw.source,
         partition=raw.partition,
