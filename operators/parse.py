@@ -132,6 +132,13 @@ def _decode(raw: bytes) -> dict | Rejection:
             obj = json.loads(raw)
         except (ValueError, RecursionError):
             return Rejection(Reason.INVALID_JSON, f"invalid JSON: {ex}"[:200])
+        # The stdlib also reads a lone surrogate escape ("\ud800"): a string no UTF-8 can
+        # hold, which would break hashing and Parquet later. orjson refused it: so do we.
+        try:
+            json.dumps(obj, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            return Rejection(Reason.INVALID_JSON,
+                             f"invalid JSON: a string is not valid Unicode ({ex})"[:200])
     if type(obj) is not dict:
         return Rejection(Reason.INVALID_JSON, "not a JSON object")
     return obj

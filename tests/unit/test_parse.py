@@ -77,6 +77,36 @@ def test_bad_records_are_rejected_with_a_reason(raw, reason):
     assert result.detail
 
 
+@pytest.mark.parametrize("field", ["id", "tenant", "meter", "time", "dimension value",
+                                   "dimension key", "cloudevents subject"])
+def test_a_lone_surrogate_is_invalid_json_not_a_crash(field):
+    # JSON's grammar lets "\ud800" through, but no UTF-8 string can hold it: the id could
+    # not be hashed nor the tenant written to Parquet, and the job crashed on it.
+    lone = "x\\ud800"
+    raw = {
+        "id": flat(id=...)[:-1] + f',"id":"{lone}"}}'.encode(),
+        "tenant": flat(tenant=...)[:-1] + f',"tenant":"{lone}"}}'.encode(),
+        "meter": flat(meter=...)[:-1] + f',"meter":"{lone}"}}'.encode(),
+        "time": flat(time=...)[:-1] + f',"time":"{T}{lone}"}}'.encode(),
+        "dimension value": flat(dimensions=...)[:-1] + f',"dimensions":{{"r":"{lone}"}}}}'.encode(),
+        "dimension key": flat(dimensions=...)[:-1] + f',"dimensions":{{"{lone}":"r"}}}}'.encode(),
+        "cloudevents subject": cloud().replace(b'"subject":"acme"', f'"subject":"{lone}"'.encode()),
+    }[field]
+    assert b"\\ud800" in raw
+    result = parse_event(raw)
+    assert isinstance(result, Rejection) and result.reason == Reason.INVALID_JSON
+    assert "not valid Unicode" in result.detail
+    batch, rejects = parse_batch(RawBatch([flat(id="ok"), raw], "t", 0, range(2)), now_us=T_US,
+                                 max_clock_skew_us=0)
+    assert len(batch) == 1
+    assert [(d.reason, d.raw, d.offset) for d in rejects] == [("invalid_json", raw, 1)]
+
+
+def test_a_surrogate_pair_is_one_character_and_valid():
+    e = parse_event(flat(id=...)[:-1] + b',"id":"smile-\\ud83d\\ude00"}')
+    assert e.id == "smile-\U0001f600"
+
+
 def test_zero_and_fractional_quantities_are_valid():
     assert parse_event(flat(quantity=0)).quantity == 0.0
     assert math.isclose(parse_event(flat(quantity=0.25)).quantity, 0.25)
