@@ -4,8 +4,10 @@
 
 Times, per event, on the same lines in batches of ``--batch``:
 
-* ``orjson.loads only``: decoding each record and nothing else (the floor for a
-  parser that stays in Python);
+* ``orjson.loads only``: decoding each record into a dict and nothing else;
+* ``msgspec decode only``: decoding each record into the typed shape ``parse_batch``
+  tries first (``operators.parse._Shape``), nothing else (the floor for a parser that
+  stays in Python);
 * ``parse_batch``: ``operators.parse.parse_batch`` (decode and check into columns,
   times by Arrow, hashes, the columnar ``EventBatch``), with the GC thresholds
   ``burnwatch`` sets at start-up;
@@ -24,7 +26,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flows.cli import GC_THRESHOLDS  # noqa: E402
-from operators.parse import parse_batch  # noqa: E402
+from operators.parse import _decode_shape, parse_batch  # noqa: E402
 from operators.records import RawBatch  # noqa: E402
 
 
@@ -63,8 +65,16 @@ def main() -> None:
             except orjson.JSONDecodeError:
                 pass
 
+    def decode_shape(b: list[bytes]) -> None:
+        for x in b:
+            try:
+                _decode_shape(x)
+            except ValueError:  # msgspec's errors are ValueErrors
+                pass
+
     gc.set_threshold(*GC_THRESHOLDS)
     timed("orjson.loads only", decode)
+    timed("msgspec decode only", decode_shape)
     timed("parse_batch", parse)
     gc.collect()
     gc.disable()
