@@ -29,7 +29,7 @@ GC_THRESHOLDS = (100_000, 50, 1000)
 # glibc serves a large block from the heap once the dynamic mmap threshold has grown, and
 # a heap keeps what it frees: the dedupe index's merged runs and the snapshot copies of it
 # then pile up. A fixed 1 MiB threshold gives every large block back when it is freed
-# (10 M keys, `run`: peak RSS 951-1,014 -> 829-846 MiB, docs/throughput.md).
+# (10 M keys, `run`: peak RSS 808-1,014 -> 823-850 MiB, docs/throughput.md).
 MMAP_THRESHOLD = 1 << 20
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 console = Console(stderr=True, soft_wrap=True)

@@ -132,7 +132,10 @@ def run_processes(argv: list[str], processes: int, *, run_key: str, metrics_port
         for c in children:
             c.wait()
         raise
-    os.write(opener, GO * processes)
+    try:
+        os.write(opener, GO * processes)
+    except BrokenPipeError:  # every child has exited already: the loop below reports how
+        pass
     os.close(opener)
     log.info("started %d processes pids=%s addresses=%s", processes,
              [c.pid for c in children], addresses)
