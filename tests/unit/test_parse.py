@@ -211,7 +211,10 @@ def test_quick_field_checks_agree_with_the_full_checks_on_a_generated_stream():
            # bad UTF-8 or escapes in a field the quick decoder skips: the rule refuses them
            flat()[:-1] + b',"x":"\xff"}', flat()[:-1] + b',"\xff":1}',
            flat()[:-1] + b',"x":"\\ud800"}', flat()[:-1] + b',"x":"a\x01"}',
-           flat(tenant="caf\u00e9")]
+           flat(tenant="caf\u00e9"),
+           # a repeated field (the last one counts in both), a key spelled with an escape
+           flat()[:-1] + b',"quantity":"x"}', flat()[:-1] + b',"quantity":5}',
+           flat(quantity="x")[:-1] + b',"quantity":5}', flat(id=...)[:-1] + b',"\\u0069d":"e"}']
     quick = 0
     for line in lines + odd:
         fields = _quick_fields(line)
