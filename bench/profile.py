@@ -41,7 +41,6 @@ FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 # First burnwatch frame on a stack -> the step it belongs to.
 STEPS = [
     ("parse_batch", "parse (decode + per-record checks, columns)"),
-    ("EventBatch.from_events", "columnar batch build (hashes, arrays)"),
     ("_shard_by_id", "split by id shard"),
     ("Admission.admit", "admit: dedupe + pre-aggregate"),
     ("_AdmitLogic.on_batch", "admit: dedupe + pre-aggregate"),
