@@ -131,6 +131,6 @@ class Admission:
 
 def _dead_letter(batch: EventBatch, i: int, now_us: int, reason: Reason, detail: str) -> DeadLetter:
     return DeadLetter(
-        now_us, reason.value, detail, batch.raw[i], batch.source, batch.partition,
-        int(batch.offsets[i]),
+        now_us, reason.value, detail, batch.raw(i), batch.source, batch.partition,
+        batch.offset(i),
     )

@@ -61,28 +61,47 @@ class EventBatch:
     time_us: np.ndarray  # int64, event time
     id_hash: np.ndarray  # uint64, dedupe key
     content_hash: np.ndarray  # uint64, tells an exact repeat from a conflict
-    raw: list[bytes]  # kept whole for the dead-letter store
-    offsets: np.ndarray  # int64, Kafka offset or line number
+    row: np.ndarray  # int64, each event's position in ``lines`` and ``positions``
+    # The whole read's records and their Kafka offsets (or line numbers), kept for
+    # the dead-letter store. Slices share them instead of copying: most events
+    # never become dead letters (see __reduce__ for a slice sent to another process).
+    lines: list[bytes]
+    positions: np.ndarray  # int64
     source: str
     partition: int | None
 
     def __len__(self) -> int:
-        return len(self.raw)
+        return len(self.row)
+
+    def raw(self, i: int) -> bytes:
+        """The record of event ``i``, as it was read."""
+        return self.lines[self.row[i]]
+
+    def offset(self, i: int) -> int:
+        """The Kafka offset (or line number) of event ``i``."""
+        return int(self.positions[self.row[i]])
 
     def take(self, idx: np.ndarray) -> EventBatch:
         """The events at positions ``idx`` (an int array), in that order."""
-        return EventBatch(
-            keys=self.keys,
-            key_hash=self.key_hash,
+        return replace(
+            self,
             key_code=self.key_code[idx],
             quantity=self.quantity[idx],
             time_us=self.time_us[idx],
             id_hash=self.id_hash[idx],
             content_hash=self.content_hash[idx],
-            raw=list(map(self.raw.__getitem__, idx.tolist())),  # 2 x a comprehension
-            offsets=self.offsets[idx],
-            source=self.source,
-            partition=self.partition,
+            row=self.row[idx],
+        )
+
+    def __reduce__(self):
+        # Pickled only when a slice crosses to another process: it takes its own
+        # records, not the whole read's.
+        row = self.row.tolist()
+        return EventBatch, (
+            self.keys, self.key_hash, self.key_code, self.quantity, self.time_us,
+            self.id_hash, self.content_hash, np.arange(len(row), dtype=np.int64),
+            list(map(self.lines.__getitem__, row)), self.positions[self.row],
+            self.source, self.partition,
         )
 
     def split_by_id(self, shards: int) -> list[tuple[int, EventBatch]]:

@@ -332,8 +332,9 @@ def parse_batch(
         id_hash=np.asarray(ids, dtype=np.uint64)[sel],
         content_hash=content_hashes(key_hash, code, quantity, time_us,
                                     np.asarray(dims, dtype=np.uint64)[sel]),
-        raw=list(map(lines.__getitem__, kept.tolist())),
-        offsets=_positions(offsets)[kept],
+        row=kept,
+        lines=lines,
+        positions=_positions(offsets),
         source=raw.source,
         partition=raw.partition,
     ), dead

@@ -127,8 +127,8 @@ def test_batch_keeps_raw_bytes_and_positions_of_rejects_and_flags_future_events(
         max_clock_skew_us=10 * 60 * 1_000_000,
     )
     assert len(batch) == 2
-    assert batch.offsets.tolist() == [41, 44]
-    assert batch.raw == [lines[0], lines[3]]
+    assert [batch.offset(i) for i in range(2)] == [41, 44]
+    assert [batch.raw(i) for i in range(2)] == [lines[0], lines[3]]
     assert [(d.reason, d.raw, d.offset, d.source) for d in rejects] == [
         ("invalid_json", b"{broken", 42, "events.jsonl"),
         ("future_timestamp", lines[2], 43, "events.jsonl"),
