@@ -15,7 +15,7 @@ import numpy as np
 from operators.batch import EventBatch
 from operators.dedupe import DedupeIndex, Verdict
 from operators.records import DeadLetter, Reason
-from operators.windows import Partials, Watermark, aggregate, window_starts
+from operators.windows import Partials, Watermark, aggregate, fold, window_starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,29 @@ class WindowPartials:
         pairs = self.pairs
         return ((*pairs[c], s) for c, s in zip(self.pair_code.tolist(), self.starts.tolist(),
                                                strict=True))
+
+
+def combine(parts: list[WindowPartials]) -> tuple[list[tuple[str, str, int]], Partials]:
+    """One partial per (tenant, meter, window start) of several WindowPartials in arrival
+    order: the id shards of one read each send a partial for the same busy keys, and the
+    window book's Python loop should see each key once."""
+    if len(parts) == 1:
+        return list(parts[0].keys()), parts[0].partials
+    codes: dict[tuple[str, str], int] = {}
+    pair_code = np.concatenate([
+        np.array([codes.setdefault(pair, len(codes)) for pair in p.pairs],
+                 dtype=np.int64)[p.pair_code]
+        for p in parts
+    ])
+    starts, start_index = np.unique(np.concatenate([p.starts for p in parts]),
+                                    return_inverse=True)
+    cells, groups = np.unique(pair_code * len(starts) + start_index, return_inverse=True)
+    partials = fold(Partials(*map(np.concatenate, zip(*(p.partials for p in parts), strict=True))),
+                    groups, len(cells))
+    pairs = list(codes)
+    code_of, start_of = np.divmod(cells, len(starts))
+    keys = zip(code_of.tolist(), starts[start_of].tolist(), strict=True)
+    return [(*pairs[c], s) for c, s in keys], partials
 
 
 @dataclass(slots=True)

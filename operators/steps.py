@@ -22,7 +22,7 @@ from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulBatchLogic
 
 from operators import metrics
-from operators.admission import Admission, AdmissionConfig, WindowPartials
+from operators.admission import Admission, AdmissionConfig, WindowPartials, combine
 from operators.batch import EventBatch, stable_hash
 from operators.burn import BurnBook, BurnConfig, BurnOutput
 from operators.focus import FocusParty
@@ -132,9 +132,10 @@ class _WindowLogic(StatefulBatchLogic):
 
     def on_batch(self, values: list[tuple[int, WindowPartials]]):
         now = self.clock()
-        for shard, wp in values:
-            self.shard = str(shard)
-            metrics.LATE_PARTIALS.inc(self.book.add(wp.keys(), wp.partials.rows()))
+        self.shard = str(values[0][0])
+        keys, partials = combine([wp for _shard, wp in values])
+        metrics.LATE_PARTIALS.inc(self.book.add(keys, partials.rows()))
+        for _shard, wp in values:
             self.upstream.observe(wp.watermark_us, now)
         return self._emit(self.book.advance(self.upstream.at(now)))
 

@@ -67,17 +67,26 @@ class Partials(NamedTuple):
 def aggregate(
     quantity: np.ndarray, time_us: np.ndarray, groups: np.ndarray, ngroups: int
 ) -> Partials:
-    """One partial per group; input in arrival order (a later arrival wins a tie for 'last')."""
+    """One partial per group of events; input in arrival order (a later arrival wins a tie
+    for 'last')."""
+    ones = np.ones(len(groups), dtype=np.int64)
+    return fold(Partials(quantity, ones, quantity, time_us, quantity), groups, ngroups)
+
+
+def fold(partials: Partials, groups: np.ndarray, ngroups: int) -> Partials:
+    """One partial per group, as :func:`merge` would fold them one by one in arrival order
+    (sums in the same order too). Every group in ``range(ngroups)`` must occur."""
     n = len(groups)
-    sums = np.bincount(groups, weights=quantity, minlength=ngroups)
-    counts = np.bincount(groups, minlength=ngroups).astype(np.int64)
-    order = np.lexsort((np.arange(n), time_us, groups))  # by group, then time, then arrival
+    order = np.lexsort((np.arange(n), partials.last_time_us, groups))  # group, time, arrival
     g_sorted = groups[order]
-    q_sorted = quantity[order]
     starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
-    ends = np.r_[starts[1:], n] - 1
+    last = order[np.r_[starts[1:], n] - 1]
     return Partials(
-        sums, counts, np.maximum.reduceat(q_sorted, starts), time_us[order][ends], q_sorted[ends]
+        np.bincount(groups, weights=partials.quantity, minlength=ngroups),
+        np.bincount(groups, weights=partials.events, minlength=ngroups).astype(np.int64),
+        np.maximum.reduceat(partials.quantity_max[order], starts),
+        partials.last_time_us[last],
+        partials.quantity_last[last],
     )
 
 

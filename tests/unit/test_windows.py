@@ -110,3 +110,27 @@ def test_always_on_tick_is_a_fixed_grid_that_does_not_slide_with_traffic():
     assert logic.notify_at() == first
     now[0] = 11_000_000
     assert logic.notify_at() > first
+
+
+def test_combined_partials_close_exactly_as_the_same_partials_added_one_by_one():
+    from operators.admission import WindowPartials, combine
+    from operators.windows import Partials
+
+    rng = np.random.default_rng(11)
+    pairs = [(f"t{i}", f"m{j}") for i in range(6) for j in range(2)]
+    parts = []
+    for _ in range(5):  # e.g. the id shards of one read, each with its own pair list
+        own = [pairs[i] for i in rng.choice(len(pairs), 7, replace=False)]
+        n = 40
+        q = rng.gamma(2.0, 1.0, n).round(3)
+        parts.append(WindowPartials(
+            own, rng.integers(0, len(own), n), rng.integers(0, 4, n) * MIN,
+            Partials(q, rng.integers(1, 5, n), q + 1, rng.integers(0, 3, n), q * 2), 0))
+    one_by_one, combined = WindowBook(MIN), WindowBook(MIN)
+    for wp in parts:
+        one_by_one.add(wp.keys(), wp.partials.rows())
+    keys, partials = combine(parts)
+    assert len(keys) == len(set(keys)) < sum(len(wp.starts) for wp in parts)
+    combined.add(keys, partials.rows())
+    expected = sorted(one_by_one.close_all())
+    assert sorted(combined.close_all()) == expected  # exact: sums are added in the same order
