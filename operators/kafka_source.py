@@ -67,6 +67,10 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
             "group.id": "burnwatch-unused",  # required by librdkafka; offsets live in snapshots
             "enable.auto.commit": False,
             "enable.partition.eof": self.until_end,
+            # A resume offset the broker no longer has (retention deleted it while the
+            # job was down): read what is left, rather than librdkafka's default of
+            # jumping to the end and skipping it.
+            "auto.offset.reset": "earliest",
             **FAST_FETCH,
             **self._config(),
         }
@@ -101,6 +105,9 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         self.until_end = until_end
         self.offset = OFFSET_BEGINNING if resume_offset is None else resume_offset
         self.consumer = Consumer(config)
+        # Learn the partition's leader first: assigned before it is known, librdkafka
+        # waits for a 500 ms retry timer before it looks up the start offset.
+        self.consumer.list_topics(topic, timeout=30)
         self.consumer.assign([TopicPartition(topic, partition, self.offset)])
         self.drained = False
         self.lag_checked_at = 0.0
