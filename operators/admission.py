@@ -36,9 +36,10 @@ class WindowPartials:
 
 
 def combine(parts: list[WindowPartials]) -> tuple[list[tuple[str, str, int]], Partials]:
-    """One partial per (tenant, meter, window start) of several WindowPartials in arrival
-    order: the id shards of one read each send a partial for the same busy keys, and the
-    window book's Python loop should see each key once."""
+    """One partial per (tenant, meter, window start) of several WindowPartials, folded in
+    arrival order (see :func:`operators.windows.fold`): the id shards of one read each send
+    a partial for the same busy keys, and the window book's Python loop should see each
+    key once."""
     if len(parts) == 1:
         return list(parts[0].keys()), parts[0].partials
     codes: dict[tuple[str, str], int] = {}

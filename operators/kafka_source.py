@@ -15,7 +15,13 @@ import time
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from operators import metrics
@@ -67,10 +73,9 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
             "group.id": "burnwatch-unused",  # required by librdkafka; offsets live in snapshots
             "enable.auto.commit": False,
             "enable.partition.eof": self.until_end,
-            # A resume offset the broker no longer has (retention deleted it while the
-            # job was down): read what is left, rather than librdkafka's default of
-            # jumping to the end and skipping it.
-            "auto.offset.reset": "earliest",
+            # An offset the broker does not have stops the partition with an error, and
+            # _resume_in_range decides; librdkafka would silently jump to one end.
+            "auto.offset.reset": "error",
             **FAST_FETCH,
             **self._config(),
         }
@@ -94,6 +99,10 @@ def uneven_spread(partitions: int, workers: int) -> str | None:
             f"multiple of {workers} partitions spreads the work evenly")
 
 
+class OffsetsAheadError(RuntimeError):
+    """The recovery store resumes past the end of a partition."""
+
+
 class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
     def __init__(
         self, config: dict, topic: str, partition: int, resume_offset: int | None,
@@ -107,8 +116,12 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         self.consumer = Consumer(config)
         # Learn the partition's leader first: assigned before it is known, librdkafka
         # waits for a 500 ms retry timer before it looks up the start offset.
-        self.consumer.list_topics(topic, timeout=30)
+        try:
+            self.consumer.list_topics(topic, timeout=30)
+        except KafkaException as ex:  # the consumer keeps trying; only the head start is lost
+            log.warning("kafka topic=%s: no metadata yet (%s)", topic, ex)
         self.consumer.assign([TopicPartition(topic, partition, self.offset)])
+        self.out_of_range = False
         self.drained = False
         self.lag_checked_at = 0.0
         self.label = f"{topic}/{partition}"
@@ -116,6 +129,10 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
     def next_batch(self) -> list[RawBatch]:
         if self.drained:
             raise StopIteration
+        if self.out_of_range:
+            self._resume_in_range()
+            if self.out_of_range:
+                return []
         msgs = self.consumer.consume(self.max_messages, 0.05)
         good = [m for m in msgs if m.error() is None]
         if len(good) < len(msgs):
@@ -141,9 +158,49 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
             if err.code() == KafkaError._PARTITION_EOF:
                 self.drained = self.until_end
                 continue
+            if err.code() == KafkaError._AUTO_OFFSET_RESET:
+                self.out_of_range = True
+                continue
             # Transient broker errors are retried by librdkafka itself; log, keep going.
             log.warning("kafka error topic=%s partition=%d error=%s",
                         self.topic, self.partition, err)
+
+    def _resume_in_range(self) -> None:
+        """The next offset to read is not on the broker.
+
+        Below the partition's start, retention deleted records before they were read:
+        they are lost, said so in the log and in a metric, and reading goes on from the
+        oldest record left. Above its end, the partition is not the one the recovery store
+        was made for (re-created, truncated, another cluster): reading from either end
+        would count records twice or skip them, so the job stops and says why.
+        """
+        try:
+            low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(self.topic, self.partition), timeout=10, cached=False
+            )
+        except KafkaException as ex:
+            log.warning("kafka topic=%s partition=%d: offsets out of range, broker not "
+                        "answering (%s); trying again", self.topic, self.partition, ex)
+            return
+        if self.offset > high:
+            raise OffsetsAheadError(
+                f"topic {self.topic} partition {self.partition}: the recovery store resumes "
+                f"at offset {self.offset}, but the partition ends at {high}. It is not the "
+                "data the store was made for (the topic was deleted and re-created, "
+                "truncated by an unclean leader election, or the store belongs to another "
+                "cluster); see docs/operations.md, 'The input is behind the recovery store'"
+            )
+        if self.offset < low:
+            if self.offset >= 0:  # else nothing read yet: OFFSET_BEGINNING
+                log.error("kafka topic=%s partition=%d: offsets %d to %d were deleted by "
+                          "retention before they were read (up to %d records lost); "
+                          "reading on from %d", self.topic, self.partition, self.offset,
+                          low - 1, low - self.offset, low)
+                metrics.KAFKA_OFFSETS_LOST.labels(self.topic, str(self.partition)).inc(
+                    low - self.offset)
+            self.offset = low
+        self.consumer.assign([TopicPartition(self.topic, self.partition, self.offset)])
+        self.out_of_range = False
 
     def _report_lag(self) -> None:
         now = time.monotonic()

@@ -9,7 +9,9 @@ EVENTS_ACCEPTED = Counter("burnwatch_events_accepted", "Events counted into the 
 DUPLICATES = Counter("burnwatch_duplicates", "Exact repeats of an event already counted")
 DEAD_LETTERS = Counter("burnwatch_dead_letters", "Records rejected, by reason", ["reason"])
 LATE_PARTIALS = Counter(
-    "burnwatch_late_partials", "Partial aggregates that reached an already emitted window"
+    "burnwatch_late_partials",
+    "Late (tenant, meter, window) partial aggregates, one per key per window-step batch,"
+    " that reached an already emitted window",
 )
 ROLLUP_ROWS = Counter("burnwatch_rollup_rows", "Rollup rows emitted, by kind", ["kind"])
 ROWS_WRITTEN = Counter("burnwatch_rows_written", "Rows written, by dataset", ["dataset"])
@@ -38,6 +40,11 @@ def by_label(name: str, label: str) -> dict[str, float]:
                 if s.name == name + "_total":
                     out[s.labels[label]] = out.get(s.labels[label], 0.0) + s.value
     return out
+KAFKA_OFFSETS_LOST = Counter(
+    "burnwatch_kafka_offsets_lost",
+    "Offsets that retention deleted before the job read them (records lost to metering)",
+    ["topic", "partition"],
+)
 CONSUMER_LAG = Gauge(
     "burnwatch_consumer_lag", "Messages between the read position and the partition's end",
     ["topic", "partition"],

@@ -74,8 +74,13 @@ def aggregate(
 
 
 def fold(partials: Partials, groups: np.ndarray, ngroups: int) -> Partials:
-    """One partial per group, as :func:`merge` would fold them one by one in arrival order
-    (sums in the same order too). Every group in ``range(ngroups)`` must occur."""
+    """One partial per group, as :func:`merge` would fold them one by one in arrival order.
+    Every group in ``range(ngroups)`` must occur.
+
+    Sums are added in arrival order from zero. Merged into a window that already has a
+    total, a fractional quantity can differ in its last bits from adding the partials one
+    at a time (float addition is not associative); how reads are cut already does that.
+    Counts, maxima and 'last' are exact."""
     n = len(groups)
     order = np.lexsort((np.arange(n), partials.last_time_us, groups))  # group, time, arrival
     g_sorted = groups[order]

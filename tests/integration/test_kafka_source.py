@@ -1,9 +1,12 @@
-"""The Kafka source on a real broker: what a producer can send that is not a usage event."""
+"""The Kafka source on a real broker: records that are not usage events, and offsets
+the broker does not have."""
 
 from __future__ import annotations
 
-from confluent_kafka import Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+import time
+
+from confluent_kafka import KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.helpers import event
 from tests.integration.conftest import Job, create_topic, run_args
@@ -32,31 +35,70 @@ def test_tombstones_and_empty_messages_are_dead_letters_with_their_offsets(servi
     assert sorted(v for v in totals.values()) == [(2.0, 1), (3.0, 1)]
 
 
-def test_a_resume_offset_deleted_by_retention_reads_what_is_left(services, tmp_path):
-    """The job was down while retention deleted records it had not read: it must read the
-    records still there, not jump to the end of the partition and skip them."""
-    bootstrap = services["KAFKA_BOOTSTRAP"]
-    topic = create_topic(bootstrap, partitions=1)
-    out, recovery = str(tmp_path / "out"), tmp_path / "rec"
+class _Topic:
+    """A one-partition topic, and `burnwatch run --until-end` over it with one store."""
 
-    def produce(first: int, n: int) -> None:
-        producer = Producer({"bootstrap.servers": bootstrap})
+    def __init__(self, services, tmp_path) -> None:
+        self.bootstrap = services["KAFKA_BOOTSTRAP"]
+        self.services = services
+        self.name = create_topic(self.bootstrap, partitions=1)
+        self.tmp = tmp_path
+        self.out = str(tmp_path / "out")
+
+    def produce(self, first: int, n: int) -> None:
+        producer = Producer({"bootstrap.servers": self.bootstrap})
         for i in range(first, first + n):
-            producer.produce(topic, value=event(f"e{i}", 1 + i, i))
+            producer.produce(self.name, value=event(f"e{i}", 1 + i, i))
         assert producer.flush(30) == 0
 
-    def run() -> None:
-        job = Job(*run_args(services, topic, out, recovery, "--until-end"),
-                  log=tmp_path / "job.log")
-        assert job.wait(120) == 0, job.output()
+    def run(self) -> tuple[int, str]:
+        job = Job(*run_args(self.services, self.name, self.out, self.tmp / "rec", "--until-end"),
+                  log=self.tmp / "job.log")
+        return job.wait(120), job.output()
 
-    produce(0, 10)
-    run()  # reads offsets 0-9; its snapshot resumes at 10
-    produce(10, 10)
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    deleted = admin.delete_records([TopicPartition(topic, 0, 15)])
+    def quantities(self) -> list[float]:
+        return sorted(q for q, _n in output_totals(self.out).values())
+
+
+def test_a_resume_offset_deleted_by_retention_reads_what_is_left_and_says_so(services,
+                                                                            tmp_path):
+    """The job was down while retention deleted records it had not read: it must read the
+    records still there (not jump to the end of the partition and skip them), and say
+    how many offsets it could not read."""
+    topic = _Topic(services, tmp_path)
+    topic.produce(0, 10)
+    assert topic.run()[0] == 0  # reads offsets 0-9; its snapshot resumes at 10
+    topic.produce(10, 10)
+    admin = AdminClient({"bootstrap.servers": topic.bootstrap})
+    deleted = admin.delete_records([TopicPartition(topic.name, 0, 15)])
     assert next(iter(deleted.values())).result(30).low_watermark == 15
-    run()  # offset 10 is gone: 15-19 are left
+    rc, log = topic.run()  # offset 10 is gone: 15-19 are left
+    assert rc == 0, log
+    assert topic.quantities() == [float(i) for i in [*range(10), *range(15, 20)]]
+    assert (f"kafka topic={topic.name} partition=0: offsets 10 to 14 were deleted by "
+            "retention before they were read (up to 5 records lost)") in log
 
-    quantities = sorted(q for q, _n in output_totals(out).values())
-    assert quantities == [float(i) for i in [*range(10), *range(15, 20)]]
+
+def test_a_recovery_store_ahead_of_a_re_created_topic_stops_the_job(services, tmp_path):
+    """Reading a re-created topic from either end would skip its records or count old
+    ones twice: the job must stop and say why, before it reads anything."""
+    topic = _Topic(services, tmp_path)
+    topic.produce(0, 10)
+    assert topic.run()[0] == 0  # its snapshot resumes at offset 10
+    admin = AdminClient({"bootstrap.servers": topic.bootstrap})
+    admin.delete_topics([topic.name])[topic.name].result(30)
+    deadline = time.monotonic() + 60
+    while True:  # the broker finishes deleting in the background
+        try:
+            admin.create_topics([NewTopic(topic.name, 1, 1)])[topic.name].result(30)
+            break
+        except KafkaException:
+            assert time.monotonic() < deadline, "the topic could not be re-created"
+            time.sleep(0.5)
+    topic.produce(100, 3)  # offsets 0-2 of the new topic
+
+    rc, log = topic.run()
+    assert rc != 0
+    assert (f"topic {topic.name} partition 0: the recovery store resumes at offset 10, "
+            "but the partition ends at 3") in log
+    assert topic.quantities() == [float(i) for i in range(10)]  # nothing of the new topic
