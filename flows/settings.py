@@ -119,6 +119,9 @@ class AlertSettings(_Section):
     page_slow_factor: float = Field(6.0, gt=0)  # 6 h, confirmed by 30 min
     ticket_factor: float = Field(1.0, gt=0)  # 3 d, confirmed by 6 h
     min_cost: Money = Decimal("1.00")  # no burn-rate alert on less spend than this
+    # An open burn-rate alert resolves below this share of its factor (hysteresis;
+    # never below the sustainable rate).
+    resolve_fraction: float = Field(0.5, gt=0, le=1)
     exhaustion_within: Duration = timedelta(hours=24)
     forecast_window: Duration = timedelta(hours=6)
     anomaly: AnomalySettings = Field(default_factory=AnomalySettings)

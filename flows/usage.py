@@ -89,6 +89,7 @@ def burn_config(settings: Settings) -> BurnConfig:
         cooldown_us=duration_us(alerts.cooldown),
         max_lateness_us=duration_us(settings.max_lateness),
         min_cost=float(alerts.min_cost),
+        resolve_fraction=alerts.resolve_fraction,
         anomaly=ModelConfig(model=alerts.anomaly.model) if alerts.anomaly.enabled else None,
         anomaly_policy=AlertPolicy(
             open_at=alerts.anomaly.open_at,

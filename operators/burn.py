@@ -14,9 +14,12 @@ and only when the long window's spend is at least ``min_cost`` (default 1.00),
 so a tiny tenant's one large request does not page anyone.
 
 The short window confirms the long one is still burning, so an alert resolves
-soon after the spend stops. Rates are evaluated at every 5-minute boundary of
-the watermark from 5-minute bins of cost (floats: alerting needs no cents;
-every amount written out is a Decimal).
+soon after the spend stops. Hysteresis: an open alert resolves only once no rule
+of its severity burns at ``max(resolve_fraction * factor, 1)`` (0.5 by default,
+and never below the sustainable rate), so a runaway that hovers around 14.4 stays
+one page instead of paging, resolving and paging again. Rates are evaluated at
+every 5-minute boundary of the watermark from 5-minute bins of cost (floats:
+alerting needs no cents; every amount written out is a Decimal).
 
 Credits: ``hours_to_exhaustion = credits_remaining / mean hourly cost over the
 last 6 hours`` (null when that mean is zero); a ``credits_exhaustion`` alert
@@ -94,6 +97,7 @@ class BurnConfig:
     cooldown_us: int = HOUR_US
     max_lateness_us: int = 7 * 24 * HOUR_US
     min_cost: float = 1.0  # a rule fires only on this much spend in its long window
+    resolve_fraction: float = 0.5  # hysteresis: an open alert's rules at this share of factor
     anomaly: ModelConfig | None = None  # None: no anomaly scoring
     anomaly_policy: AlertPolicy = AlertPolicy(min_impact=1.0)
 
@@ -309,10 +313,12 @@ class BurnBook:
 
             for severity in ("page", "ticket"):
                 rules = [r for r in self.config.rules if r.severity == severity]
-                firing = [r for r in rules
-                          if burn(r.long_us) >= r.factor and burn(r.short_us) >= r.factor
-                          and spent[_label(r.long_us)] >= self.config.min_cost]
                 kind = "budget_burn" if severity == "page" else "budget_burn_ticket"
+                is_open = dedup_key(kind, name) in self.tracker.open
+                firing = [r for r in rules
+                          if burn(r.long_us) >= (at := self._threshold(r, is_open))
+                          and burn(r.short_us) >= at
+                          and spent[_label(r.long_us)] >= self.config.min_cost]
                 worst = max((burn(r.long_us) for r in rules), default=0.0)
                 self._act(out, kind, name, severity, bool(firing), now,
                           f"{name}: spending {worst:.1f}x its sustainable budget rate",
@@ -320,6 +326,12 @@ class BurnBook:
                            "budget_period": plan.budget.period,
                            "rules": [f"{_label(r.long_us)}&{_label(r.short_us)}>={r.factor}"
                                      for r in firing]})
+
+    def _threshold(self, rule: BurnRateRule, is_open: bool) -> float:
+        """The burn at which ``rule`` fires; lower once its alert is open (hysteresis)."""
+        if not is_open:
+            return rule.factor
+        return min(rule.factor, max(rule.factor * self.config.resolve_fraction, 1.0))
 
     def _act(self, out, kind, tenant, severity, condition, now, summary, details) -> None:
         key = dedup_key(kind, tenant)

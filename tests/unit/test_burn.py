@@ -70,6 +70,33 @@ def test_runaway_spend_pages_then_resolves_and_quiet_tenants_stay_quiet():
     assert len({a.alert_id for a in alerts if a.kind == "budget_burn"}) == 1
 
 
+def test_a_runaway_hovering_around_the_page_factor_is_one_page():
+    # Sustainable 1/h. The runaway alternates hours at 18x and 11x: the 1-hour burn
+    # swings across 14.4 while the 6-hour one is still low. Without hysteresis the page
+    # would resolve in the first 11x hour and page again after the cooldown.
+    budget = TenantPlan(budget=Budget(Decimal(720), "month"))
+
+    def alerts(resolve_fraction):
+        book = BurnBook(BurnConfig(plans={"t": budget}, resolve_fraction=resolve_fraction))
+        normal = Decimal("0.5") / 60
+
+        def per_minute(h):
+            if 100 <= h < 106:
+                return {"t": Decimal(18 if h % 2 == 0 else 11) / 60}
+            return {"t": normal}
+
+        outs = run_hours(book, 90, 115, per_minute)
+        return [(a.action, a.at_us / H) for o in outs for a in o.alerts
+                if a.kind == "budget_burn"]
+
+    pages = alerts(0.5)
+    assert [a for a, _ in pages] == ["trigger", "resolve"]
+    assert 100 < pages[0][1] < 101 and 106 <= pages[1][1] <= 106.5  # resolves once it stops
+    flapping = alerts(1.0)  # no hysteresis: the failure this guards against
+    assert [a for a, _ in flapping][:3] == ["trigger", "resolve", "trigger"]
+    assert flapping[1][1] < 106
+
+
 def test_burn_rows_per_hour_with_credits_and_restated_late_hours():
     plan = TenantPlan(grants=(Grant("g", Decimal(100), 0),))
     book = BurnBook(BurnConfig(plans={"t": plan}, currency="USD"))
