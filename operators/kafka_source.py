@@ -159,6 +159,8 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
                 self.drained = self.until_end
                 continue
             if err.code() == KafkaError._AUTO_OFFSET_RESET:
+                log.warning("kafka topic=%s partition=%d: %s", self.topic, self.partition,
+                            err.str())
                 self.out_of_range = True
                 continue
             # Transient broker errors are retried by librdkafka itself; log, keep going.
@@ -170,35 +172,37 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
 
         Below the partition's start, retention deleted records before they were read:
         they are lost, said so in the log and in a metric, and reading goes on from the
-        oldest record left. Above its end, the partition is not the one the recovery store
-        was made for (re-created, truncated, another cluster): reading from either end
-        would count records twice or skip them, so the job stops and says why.
+        oldest record left. Otherwise the offset was past the partition's end (the start
+        only grows, so it still is, or new records have since filled the gap): the
+        partition is not the one the recovery store was made for (re-created, truncated,
+        another cluster), reading from either end would count records twice or skip
+        them, so the job stops and says why.
         """
         try:
             low, high = self.consumer.get_watermark_offsets(
-                TopicPartition(self.topic, self.partition), timeout=10, cached=False
+                TopicPartition(self.topic, self.partition), timeout=2, cached=False
             )
         except KafkaException as ex:
             log.warning("kafka topic=%s partition=%d: offsets out of range, broker not "
                         "answering (%s); trying again", self.topic, self.partition, ex)
             return
-        if self.offset > high:
+        if self.offset >= low:
             raise OffsetsAheadError(
                 f"topic {self.topic} partition {self.partition}: the recovery store resumes "
-                f"at offset {self.offset}, but the partition ends at {high}. It is not the "
+                f"at offset {self.offset}, which the broker said is past the partition's end "
+                f"(it now holds offsets {low} to {high - 1}). It is not the "
                 "data the store was made for (the topic was deleted and re-created, "
                 "truncated by an unclean leader election, or the store belongs to another "
                 "cluster); see docs/operations.md, 'The input is behind the recovery store'"
             )
-        if self.offset < low:
-            if self.offset >= 0:  # else nothing read yet: OFFSET_BEGINNING
-                log.error("kafka topic=%s partition=%d: offsets %d to %d were deleted by "
-                          "retention before they were read (up to %d records lost); "
-                          "reading on from %d", self.topic, self.partition, self.offset,
-                          low - 1, low - self.offset, low)
-                metrics.KAFKA_OFFSETS_LOST.labels(self.topic, str(self.partition)).inc(
-                    low - self.offset)
-            self.offset = low
+        if self.offset >= 0:  # else nothing read yet: OFFSET_BEGINNING
+            log.error("kafka topic=%s partition=%d: offsets %d to %d were deleted by "
+                      "retention before they were read (up to %d records lost); "
+                      "reading on from %d", self.topic, self.partition, self.offset,
+                      low - 1, low - self.offset, low)
+            metrics.KAFKA_OFFSETS_LOST.labels(self.topic, str(self.partition)).inc(
+                low - self.offset)
+        self.offset = low
         self.consumer.assign([TopicPartition(self.topic, self.partition, self.offset)])
         self.out_of_range = False
 

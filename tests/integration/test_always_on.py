@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from tests.oracle import (
     dead_letter_counts,
     duplicated_rows,
     mismatches,
+    oracle_totals,
     output_totals,
 )
 from tests.produce import produce
@@ -81,8 +83,21 @@ def dlq_reasons(bootstrap: str, topic: str) -> dict[str, int]:
     return counts
 
 
-def test_kill_9_three_times_loses_nothing_and_doubles_nothing(services, stream, oracle, topic,
-                                                              s3_out, tmp_path):
+@pytest.fixture(scope="module")
+def long_stream(tmp_path_factory) -> tuple[Path, list[bytes], dict]:
+    """A week of the same traffic: enough work that three runs can each be killed part way
+    (the job reads the 120-hour stream in about 2 s of processing)."""
+    generated = make_stream(tmp_path_factory, "long", tenants=80, hours=168, seed=29)
+    assert len(generated[1]) > 900_000
+    return generated
+
+
+def test_kill_9_three_times_loses_nothing_and_doubles_nothing(services, long_stream, s3_out,
+                                                              tmp_path):
+    path, lines, dead_letters = long_stream
+    topic = create_topic(services["KAFKA_BOOTSTRAP"], partitions=3)
+    produce(services["KAFKA_BOOTSTRAP"], topic, lines)
+    oracle = oracle_totals([path], now=datetime.now(UTC))
     rng = random.Random(5)
     recovery = tmp_path / "recovery"
     args = run_args(services, topic, s3_out, recovery, "--until-end")
@@ -91,18 +106,20 @@ def test_kill_9_three_times_loses_nothing_and_doubles_nothing(services, stream, 
     kills = 0
     for _ in range(3):
         job = Job(*args, env=env, log=tmp_path / "job.log")
-        time.sleep(rng.uniform(1.5, 3.0))
+        # Long enough for snapshots and files (1 s epochs), short enough that the three
+        # runs together do not finish the stream.
+        time.sleep(rng.uniform(1.2, 2.0))
         assert job.running(), "the job finished before it could be killed:\n" + job.output()
         job.kill9()
         kills += 1
     final = Job(*args, env=env, log=tmp_path / "job.log")
     assert final.wait() == 0, final.output()
     assert kills == 3
-    assert_matches_oracle(s3_out, oracle, stream[2])
+    assert_matches_oracle(s3_out, oracle, dead_letters)
     # The DLQ topic is at least once: every reason is there, maybe more than once.
     dlq = dlq_reasons(services["KAFKA_BOOTSTRAP"], f"{topic}.dlq")
-    assert dlq.keys() == stream[2].keys()
-    assert all(dlq[r] >= n for r, n in stream[2].items())
+    assert dlq.keys() == dead_letters.keys()
+    assert all(dlq[r] >= n for r, n in dead_letters.items())
 
 
 def test_two_workers_give_the_same_totals(services, stream, oracle, topic, s3_out, tmp_path):
