@@ -135,7 +135,7 @@ def run_through_outage(services, topic, out, tmp_path, service: str, seconds: fl
     job = Job(*run_args(services, topic, out, tmp_path / "rec", "--until-end"), env=env,
               log=tmp_path / "job.log")
     try:
-        time.sleep(2)
+        time.sleep(1)  # running, and far from done: a run reads this stream in ~2 s
         assert job.running(), job.output()
         services_sh(f"stop-{service}")
         time.sleep(seconds)
