@@ -447,7 +447,8 @@ def test_the_dashboard_uses_only_metrics_that_exist():
                    "burnwatch_watermark_seconds", "burnwatch_dead_letters",
                    "burnwatch_duplicates", "burnwatch_late_partials",
                    "burnwatch_files_written", "burnwatch_rows_written",
-                   "burnwatch_write_retries", "burnwatch_dedupe_keys"):
+                   "burnwatch_write_retries", "burnwatch_dedupe_keys",
+                   "burnwatch_kafka_offsets_lost"):
         assert wanted in used, wanted
 
 
