@@ -187,10 +187,11 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
                         "answering (%s); trying again", self.topic, self.partition, ex)
             return
         if self.offset >= low:
+            held = f"offsets {low} to {high - 1}" if high > low else "no records"
             raise OffsetsAheadError(
-                f"topic {self.topic} partition {self.partition}: the recovery store resumes "
-                f"at offset {self.offset}, which the broker said is past the partition's end "
-                f"(it now holds offsets {low} to {high - 1}). It is not the "
+                f"topic {self.topic} partition {self.partition}: the next offset to read, "
+                f"{self.offset} (from the recovery store or this run), is past the "
+                f"partition's end, the broker says (it now holds {held}). It is not the "
                 "data the store was made for (the topic was deleted and re-created, "
                 "truncated by an unclean leader election, or the store belongs to another "
                 "cluster); see docs/operations.md, 'The input is behind the recovery store'"

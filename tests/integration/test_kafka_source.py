@@ -99,7 +99,7 @@ def test_a_recovery_store_ahead_of_a_re_created_topic_stops_the_job(services, tm
 
     rc, log = topic.run()
     assert rc != 0
-    assert (f"topic {topic.name} partition 0: the recovery store resumes at offset 10, "
-            "which the broker said is past the partition's end (it now holds offsets 0 to 2)"
-            ) in log
+    assert (f"topic {topic.name} partition 0: the next offset to read, 10 (from the "
+            "recovery store or this run), is past the partition's end, the broker says (it "
+            "now holds offsets 0 to 2)") in log
     assert topic.quantities() == [float(i) for i in range(10)]  # nothing of the new topic
