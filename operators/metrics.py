@@ -21,6 +21,21 @@ DEDUPE_KEYS = Gauge("burnwatch_dedupe_keys", "Event ids remembered for dedupe", 
 WATERMARK = Gauge(
     "burnwatch_watermark_seconds", "Watermark of a window shard (Unix time)", ["shard"]
 )
+KAFKA_OFFSETS_LOST = Counter(
+    "burnwatch_kafka_offsets_lost",
+    "Offsets that retention deleted before the job read them (records lost to metering)",
+    ["topic", "partition"],
+)
+CONSUMER_LAG = Gauge(
+    "burnwatch_consumer_lag", "Messages between the read position and the partition's end",
+    ["topic", "partition"],
+)
+DLQ_PRODUCED = Counter("burnwatch_dlq_produced", "Dead letters produced to the DLQ topic")
+UNPRICED_ROWS = Counter("burnwatch_unpriced_rows", "Rollup rows of a meter with no price")
+ALERTS_RAISED = Counter("burnwatch_alerts", "Alert actions, by kind and action", ["kind", "action"])
+ALERT_DELIVERIES = Counter(
+    "burnwatch_alert_deliveries", "Webhook deliveries, by sink and outcome", ["sink", "status"]
+)
 
 
 def total(name: str) -> float:
@@ -40,18 +55,3 @@ def by_label(name: str, label: str) -> dict[str, float]:
                 if s.name == name + "_total":
                     out[s.labels[label]] = out.get(s.labels[label], 0.0) + s.value
     return out
-KAFKA_OFFSETS_LOST = Counter(
-    "burnwatch_kafka_offsets_lost",
-    "Offsets that retention deleted before the job read them (records lost to metering)",
-    ["topic", "partition"],
-)
-CONSUMER_LAG = Gauge(
-    "burnwatch_consumer_lag", "Messages between the read position and the partition's end",
-    ["topic", "partition"],
-)
-DLQ_PRODUCED = Counter("burnwatch_dlq_produced", "Dead letters produced to the DLQ topic")
-UNPRICED_ROWS = Counter("burnwatch_unpriced_rows", "Rollup rows of a meter with no price")
-ALERTS_RAISED = Counter("burnwatch_alerts", "Alert actions, by kind and action", ["kind", "action"])
-ALERT_DELIVERIES = Counter(
-    "burnwatch_alert_deliveries", "Webhook deliveries, by sink and outcome", ["sink", "status"]
-)
