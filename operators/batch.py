@@ -8,7 +8,7 @@ distinct (tenant, meter) pairs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import xxhash
@@ -96,13 +96,10 @@ class EventBatch:
     def __reduce__(self):
         # Pickled only when a slice crosses to another process: it takes its own
         # records, not the whole read's.
-        row = self.row.tolist()
-        return EventBatch, (
-            self.keys, self.key_hash, self.key_code, self.quantity, self.time_us,
-            self.id_hash, self.content_hash, np.arange(len(row), dtype=np.int64),
-            list(map(self.lines.__getitem__, row)), self.positions[self.row],
-            self.source, self.partition,
-        )
+        own = replace(self, row=np.arange(len(self.row), dtype=np.int64),
+                      lines=list(map(self.lines.__getitem__, self.row.tolist())),
+                      positions=self.positions[self.row])
+        return EventBatch, tuple(getattr(own, f.name) for f in fields(EventBatch))
 
     def split_by_id(self, shards: int) -> list[tuple[int, EventBatch]]:
         """Split into per-shard batches by id hash, so copies meet in one shard."""
