@@ -15,18 +15,36 @@ import numpy as np
 from operators.batch import EventBatch
 from operators.dedupe import DedupeIndex, Verdict
 from operators.records import DeadLetter, Reason
-from operators.windows import Partials, Watermark, aggregate, fold, window_starts
+from operators.windows import (
+    NEVER,
+    LeastWatermark,
+    Partials,
+    ReadProgress,
+    Watermark,
+    aggregate,
+    fold,
+    window_starts,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class WindowPartials:
-    """Partial aggregates for one window shard, as columns, and the sender's watermark."""
+    """Partial aggregates for one window shard, as columns, and the sender's watermark.
+
+    Without groups it only carries the watermark (see ``Admission.admit``).
+    """
 
     pairs: list[tuple[str, str]]  # distinct (tenant, meter)
     pair_code: np.ndarray  # int64 index into pairs, per group
     starts: np.ndarray  # int64 window start, per group
     partials: Partials
-    watermark_us: int
+    watermark_us: int  # the sender's closing watermark
+    sender: int  # the id shard that sent it
+
+    @classmethod
+    def watermark_only(cls, watermark_us: int, sender: int) -> WindowPartials:
+        none = np.empty(0, dtype=np.int64)
+        return cls([], none, none, Partials(none, none, none, none, none), watermark_us, sender)
 
     def keys(self) -> Iterator[tuple[str, str, int]]:
         """(tenant, meter, window_start_us) per group."""
@@ -80,26 +98,36 @@ class AdmissionConfig:
 class Admission:
     def __init__(self, config: AdmissionConfig, state: tuple | None = None) -> None:
         self.config = config
+        # Two watermarks (see operators/windows.py): the greatest event time seen judges
+        # too_late and ages dedupe keys; the least over source partitions closes windows.
         self.watermark = Watermark(config.allowed_lateness_us, config.follow_wall_clock)
+        self.closing = LeastWatermark(config.allowed_lateness_us, config.follow_wall_clock)
+        self.reported_us = NEVER  # closing watermark last sent to every window shard
         if state is None:
             self.index = DedupeIndex(config.dedupe_horizon_us)
         else:
             self.watermark.restore(state[0])
             self.index = DedupeIndex.restore(state[1])
+            if len(state) > 2:  # a store written before the closing watermark starts without
+                self.closing.restore(state[2])
 
     def snapshot(self) -> tuple:
-        return (self.watermark.snapshot(), self.index.snapshot())
+        return (self.watermark.snapshot(), self.index.snapshot(), self.closing.snapshot())
 
-    def admit(self, batch: EventBatch, read_max_us: int, now_us: int) -> AdmitResult:
-        """Admit one shard's slice of a read.
+    def admit(self, batch: EventBatch, read: ReadProgress, now_us: int,
+              sender: int = 0) -> AdmitResult:
+        """Admit one shard's slice of a read; ``sender`` is this id shard.
 
-        ``read_max_us`` is the greatest event time of the whole read (every
-        shard gets it, even with an empty slice), so all shards agree on the
-        watermark. The watermark includes the read being admitted.
+        ``read`` describes the whole read (every shard gets it, even with an empty
+        slice), so all shards agree on the watermarks, which include the read being
+        admitted.
         """
         cfg = self.config
-        self.watermark.observe(read_max_us, now_us)
+        self.watermark.observe(read.max_event_us, now_us)
+        self.closing.expected = max(self.closing.expected, read.partitions)
+        self.closing.observe(read.partition, read.max_event_us, now_us, read.at_end)
         wm = self.watermark.at(now_us)
+        closing = self.closing.at(now_us)
         out = AdmitResult()
         if len(batch):
             too_late = batch.time_us < wm - cfg.max_lateness_us
@@ -123,12 +151,19 @@ class Admission:
             new = np.flatnonzero(verdicts == Verdict.NEW)
             out.accepted = len(new)
             if len(new):
-                out.partials = self._pre_aggregate(batch, new, wm)
+                out.partials = self._pre_aggregate(batch, new, closing, sender)
         self.index.expire(wm)
+        if closing // cfg.window_us > self.reported_us // cfg.window_us:
+            # It passed a window boundary: every window shard must hear, also those this
+            # slice has nothing for, since a window step closes on the least of its senders.
+            sent = {s for s, _ in out.partials}
+            out.partials.extend((s, WindowPartials.watermark_only(closing, sender))
+                                for s in range(cfg.window_shards) if s not in sent)
+            self.reported_us = closing
         return out
 
     def _pre_aggregate(
-        self, batch: EventBatch, idx: np.ndarray, wm: int
+        self, batch: EventBatch, idx: np.ndarray, closing: int, sender: int
     ) -> list[tuple[int, WindowPartials]]:
         """Partial aggregates of the events at ``idx`` (only the columns they need)."""
         cfg = self.config
@@ -149,7 +184,7 @@ class Admission:
             used, pair_code = np.unique(codes[part], return_inverse=True)
             out.append((s, WindowPartials(
                 [batch.keys[u] for u in used.tolist()], pair_code, starts[start_of[part]],
-                partials.take(part), wm)))
+                partials.take(part), closing, sender)))
         return out
 
 

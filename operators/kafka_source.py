@@ -54,6 +54,7 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
         self.until_end = until_end
         self.max_messages = max_messages
         self.client_config = dict(client_config or {})
+        self.partitions = 0  # the topic's, set by list_parts (Bytewax calls it first)
 
     def _config(self) -> dict[str, Any]:
         return {"bootstrap.servers": self.brokers, **self.client_config}
@@ -63,7 +64,8 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
         topic = meta.topics[self.topic]
         if topic.error is not None:
             raise RuntimeError(f"topic {self.topic!r}: {topic.error.str()}")
-        uneven = uneven_spread(len(topic.partitions), self.workers)
+        self.partitions = len(topic.partitions)
+        uneven = uneven_spread(self.partitions, self.workers)
         if uneven:
             log.warning("topic %s: %s", self.topic, uneven)
         return [str(p) for p in sorted(topic.partitions)]
@@ -72,7 +74,8 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
         config = {
             "group.id": "burnwatch-unused",  # required by librdkafka; offsets live in snapshots
             "enable.auto.commit": False,
-            "enable.partition.eof": self.until_end,
+            # Reaching a partition's end says it has nothing to hold the watermark for.
+            "enable.partition.eof": True,
             # An offset the broker does not have stops the partition with an error, and
             # _resume_in_range decides; librdkafka would silently jump to one end.
             "auto.offset.reset": "error",
@@ -80,7 +83,8 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
             **self._config(),
         }
         return _KafkaPartition(
-            config, self.topic, int(for_part), resume_state, self.max_messages, self.until_end
+            config, self.topic, int(for_part), resume_state, self.max_messages, self.until_end,
+            self.partitions or len(self.list_parts()),
         )
 
 
@@ -106,10 +110,11 @@ class OffsetsAheadError(RuntimeError):
 class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
     def __init__(
         self, config: dict, topic: str, partition: int, resume_offset: int | None,
-        max_messages: int, until_end: bool,
+        max_messages: int, until_end: bool, partitions: int,
     ) -> None:
         self.topic = topic
         self.partition = partition
+        self.partitions = partitions
         self.max_messages = max_messages
         self.until_end = until_end
         self.offset = OFFSET_BEGINNING if resume_offset is None else resume_offset
@@ -122,6 +127,7 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
             log.warning("kafka topic=%s: no metadata yet (%s)", topic, ex)
         self.consumer.assign([TopicPartition(topic, partition, self.offset)])
         self.out_of_range = False
+        self.at_end = False  # the last read reached the partition's end
         self.drained = False
         self.lag_checked_at = 0.0
         self.label = f"{topic}/{partition}"
@@ -135,10 +141,16 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
                 return []
         msgs = self.consumer.consume(self.max_messages, 0.05)
         good = [m for m in msgs if m.error() is None]
+        was_at_end = self.at_end
         if len(good) < len(msgs):
             self._errors(msgs)
+        if msgs:  # at the end if nothing came after its last end-of-partition event
+            last = msgs[-1].error()
+            self.at_end = last is not None and last.code() == KafkaError._PARTITION_EOF
         self._report_lag()
         if not good:
+            if self.at_end and not was_at_end:  # only that it has reached the end
+                return [RawBatch([], self.topic, self.partition, [], self.partitions, True)]
             return []
         # A tombstone (null value) is not a usage event: it reaches the dead letters.
         lines = [m.value() or b"" for m in good]
@@ -148,7 +160,8 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
                    else [m.offset() for m in good])
         self.offset = last + 1
         metrics.EVENTS_READ.labels(self.label).inc(len(lines))
-        return [RawBatch(lines, self.topic, self.partition, offsets)]
+        return [RawBatch(lines, self.topic, self.partition, offsets, self.partitions,
+                         self.at_end)]
 
     def _errors(self, msgs) -> None:
         for msg in msgs:

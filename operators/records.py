@@ -62,13 +62,18 @@ class RawBatch:
 
     ``source`` is a file path or a Kafka topic; ``partition`` is the Kafka
     partition (``None`` for files); ``offsets[i]`` is the Kafka offset or the
-    1-based line number of ``lines[i]``.
+    1-based line number of ``lines[i]``. ``partitions`` is how many partitions
+    the source has, and ``at_end`` says the partition had nothing more to read
+    after this (a read without lines can say only that): both for the watermark
+    that closes windows.
     """
 
     lines: Sequence[bytes]
     source: str
     partition: int | None
     offsets: Sequence[int]
+    partitions: int = 1
+    at_end: bool = False
 
 
 class DeadLetter(NamedTuple):

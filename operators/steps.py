@@ -31,7 +31,7 @@ from operators.parse import parse_batch
 from operators.pricing import PriceCatalog, Pricer
 from operators.records import HOUR_US, DeadLetter, RawBatch, to_datetime
 from operators.shard_keys import shard_key, shard_of
-from operators.windows import Watermark, WindowBook
+from operators.windows import NEVER, LeastWatermark, ReadProgress, WindowBook
 
 Clock = Callable[[], int]  # wall clock, µs since the epoch
 
@@ -72,7 +72,7 @@ class SpendOut:
 
 
 class _AdmitLogic(StatefulBatchLogic):
-    """State of one id shard. Items: (shard, batch slice, read's max event time)."""
+    """State of one id shard. Items: (shard, batch slice, the read's ReadProgress)."""
 
     def __init__(self, config: AdmissionConfig, clock: Clock, state) -> None:
         self.admission = Admission(config, state)
@@ -81,8 +81,8 @@ class _AdmitLogic(StatefulBatchLogic):
     def on_batch(self, values: list[tuple[int, EventBatch, int]]):
         out: list = []
         now = self.clock()
-        for shard, batch, read_max_us in values:
-            result = self.admission.admit(batch, read_max_us, now)
+        for shard, batch, read in values:
+            result = self.admission.admit(batch, read, now, shard)
             metrics.EVENTS_ACCEPTED.inc(result.accepted)
             metrics.DUPLICATES.inc(result.duplicates)
             if result.dead_letters:
@@ -104,15 +104,17 @@ class _WindowLogic(StatefulBatchLogic):
         adm = config.admission
         self.follow_wall_clock = adm.follow_wall_clock
         self.tick_us = int(config.tick_s * 1e6)
-        # The upstream watermark already trails by allowed_lateness; here it only ages.
-        self.upstream = Watermark(0, adm.follow_wall_clock)
+        # The least of the id shards' closing watermarks: a read's slices reach the shards
+        # at different times, and a window closes only once every shard is past it. They
+        # already trail by allowed_lateness; here they only age.
+        self.upstream = LeastWatermark(0, adm.follow_wall_clock, expected=config.id_shards)
         self.max_lateness_us = adm.max_lateness_us
         if state is None:
             self.book = WindowBook(adm.window_us)
             self.pricer = Pricer(config.catalog)
         else:
             self.book = WindowBook.restore(state[0])
-            self.upstream.restore(state[1])
+            self.upstream.restore(_upstream_state(state[1], config.id_shards))
             self.shard = state[2]
             self.pricer = Pricer(config.catalog, state[3])
 
@@ -122,10 +124,11 @@ class _WindowLogic(StatefulBatchLogic):
             corrections = sum(1 for r in rows if r[-1] > 0)
             metrics.ROLLUP_ROWS.labels("correction").inc(corrections)
             metrics.ROLLUP_ROWS.labels("window").inc(len(rows) - corrections)
-            metrics.WATERMARK.labels(self.shard).set(self.book.watermark_us / 1e6)
             rows, unpriced = self.pricer.price_rows(rows)
             metrics.UNPRICED_ROWS.inc(unpriced)
-            self.pricer.expire(self.book.watermark_us, self.max_lateness_us)
+            if self.book.watermark_us != NEVER:  # else closed by the end of input alone
+                metrics.WATERMARK.labels(self.shard).set(self.book.watermark_us / 1e6)
+                self.pricer.expire(self.book.watermark_us, self.max_lateness_us)
             return [Closed(rows, closed)], StatefulBatchLogic.RETAIN
         # An empty emission on a tick lets the sinks flush and spend move on time.
         return ([Closed([], closed)] if tick else []), StatefulBatchLogic.RETAIN
@@ -133,10 +136,12 @@ class _WindowLogic(StatefulBatchLogic):
     def on_batch(self, values: list[tuple[int, WindowPartials]]):
         now = self.clock()
         self.shard = str(values[0][0])
-        keys, partials = combine([wp for _shard, wp in values])
-        metrics.LATE_PARTIALS.inc(self.book.add(keys, partials.rows()))
+        parts = [wp for _shard, wp in values if len(wp.starts)]
+        if parts:
+            keys, partials = combine(parts)
+            metrics.LATE_PARTIALS.inc(self.book.add(keys, partials.rows()))
         for _shard, wp in values:
-            self.upstream.observe(wp.watermark_us, now)
+            self.upstream.observe(wp.sender, wp.watermark_us, now)
         return self._emit(self.book.advance(self.upstream.at(now)))
 
     def on_notify(self):
@@ -158,25 +163,34 @@ class _WindowLogic(StatefulBatchLogic):
                 self.pricer.snapshot())
 
 
-def _shard_by_id(parsed, shards: int) -> list[tuple[str, tuple[int, EventBatch, int]]]:
-    batch, _rejects = parsed
-    if len(batch) == 0:
+def _upstream_state(state: tuple, id_shards: int) -> tuple:
+    """A window step's upstream watermarks; a store written before they were kept per id
+    shard has one for all (the greatest they had sent)."""
+    if len(state) == 2:
+        return (id_shards, dict.fromkeys(range(id_shards), state), set())
+    return state
+
+
+def _parse(raw: RawBatch, clock: Clock, max_clock_skew_us: int):
+    batch, rejects = parse_batch(raw, now_us=clock(), max_clock_skew_us=max_clock_skew_us)
+    max_us = int(batch.time_us.max()) if len(batch) else NEVER
+    return batch, rejects, ReadProgress(raw.partition, raw.partitions, max_us, raw.at_end)
+
+
+def _shard_by_id(parsed, shards: int) -> list[tuple[str, tuple[int, EventBatch, ReadProgress]]]:
+    batch, _rejects, read = parsed
+    if len(batch) == 0 and not read.at_end:
         return []
-    read_max = int(batch.time_us.max())
     parts = dict(batch.split_by_id(shards))
     empty = batch.take(np.empty(0, dtype=np.int64))
-    # Every shard hears the read's max event time, so their watermarks agree.
-    return [(shard_key(s), (s, parts.get(s, empty), read_max)) for s in range(shards)]
+    # Every shard hears how far each read went, so their watermarks agree.
+    return [(shard_key(s), (s, parts.get(s, empty), read)) for s in range(shards)]
 
 
 @operator
 def meter_usage(step_id: str, up: Stream[RawBatch], config: UsageConfig, clock: Clock) -> UsageOut:
     """Parse, dedupe, window and roll up usage; bad records become dead letters."""
-    parsed = op.map(
-        "parse",
-        up,
-        lambda raw: parse_batch(raw, now_us=clock(), max_clock_skew_us=config.max_clock_skew_us),
-    )
+    parsed = op.map("parse", up, lambda raw: _parse(raw, clock, config.max_clock_skew_us))
     parse_rejects = op.filter_map("parse_rejects", parsed, lambda p: p[1] or None)
     by_id = op.flat_map("shard_by_id", parsed, lambda p: _shard_by_id(p, config.id_shards))
     admitted = op.stateful_batch(

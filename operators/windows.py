@@ -10,6 +10,13 @@ arrives (as Bytewax's ``EventClock`` does), so idle keys' windows close::
 
     watermark = max_event_time + (now - wall_time_when_max_was_seen) - allowed_lateness
 
+That watermark judges ``too_late`` and ages dedupe keys. Windows close on a more
+patient one, the least over the source's partitions of each one's watermark
+(:class:`LeastWatermark`; a partition with nothing more to read is left out): a
+partition read by a slower process, or read later, is not judged late against
+another partition's event time. Where every partition is read at the same pace the
+two are the same.
+
 A window is emitted (revision 0) once ``watermark >= window_end``. Usage that
 reaches a window after that is collected and emitted at the next close as a
 correction row for the same window, with::
@@ -131,6 +138,67 @@ class Watermark:
 
     def restore(self, state: tuple[int, int]) -> None:
         self.max_event_us, self.seen_at_us = state
+
+
+class ReadProgress(NamedTuple):
+    """How far one read took its source partition: what the closing watermark needs."""
+
+    partition: int | None  # the Kafka partition; None for files (read as one partition)
+    partitions: int  # how many the source has: windows wait until each has been heard from
+    max_event_us: int  # greatest event time of the read; NEVER if it had no events
+    at_end: bool  # the partition had nothing more to read after it (for now)
+
+
+class LeastWatermark:
+    """The least of several members' watermarks: source partitions, or the id shards
+    that report to a window step.
+
+    Windows close on this one, so that a member that is behind (a partition read by a
+    slower process, an id shard that has not yet admitted its slice of a read) does not
+    see its windows closed before its events arrive. ``NEVER`` until ``expected`` members
+    have been heard from. A member at its end (a partition with nothing more to read)
+    holds nothing back; when every member is, the greatest of them counts.
+    """
+
+    def __init__(self, allowed_lateness_us: int, follow_wall_clock: bool,
+                 expected: int = 1) -> None:
+        self.allowed_lateness_us = allowed_lateness_us
+        self.follow_wall_clock = follow_wall_clock
+        self.expected = expected
+        self.members: dict[int | None, Watermark] = {}
+        self.ended: set[int | None] = set()
+
+    def observe(self, member: int | None, max_event_us: int, now_us: int,
+                at_end: bool = False) -> None:
+        wm = self.members.get(member)
+        if wm is None:
+            wm = self.members[member] = Watermark(self.allowed_lateness_us,
+                                                  self.follow_wall_clock)
+        wm.observe(max_event_us, now_us)
+        if at_end:
+            self.ended.add(member)
+        elif max_event_us != NEVER:  # it has more to read: it holds windows back again
+            self.ended.discard(member)
+
+    def at(self, now_us: int) -> int:
+        if len(self.members) < self.expected:
+            return NEVER
+        active = [wm.at(now_us) for m, wm in self.members.items() if m not in self.ended]
+        if active:
+            return min(active)
+        return max(wm.at(now_us) for wm in self.members.values())
+
+    def snapshot(self) -> tuple:
+        return (self.expected, {m: wm.snapshot() for m, wm in self.members.items()},
+                set(self.ended))
+
+    def restore(self, state: tuple) -> None:
+        self.expected, members, ended = state
+        self.members = {}
+        for m, wm_state in members.items():
+            wm = self.members[m] = Watermark(self.allowed_lateness_us, self.follow_wall_clock)
+            wm.restore(wm_state)
+        self.ended = set(ended)
 
 
 Row = tuple  # (tenant, meter, window_start_us, window_end_us, *partial, revision)

@@ -2,6 +2,9 @@
 
 from datetime import timedelta
 
+import pytest
+
+from operators.records import RawBatch
 from tests.helpers import T0, event, reads, run, window
 
 
@@ -71,3 +74,52 @@ def test_shard_count_does_not_change_totals():
             acc[(r[0], r[1], r[2])] = acc.get((r[0], r[1], r[2]), 0) + r[4]
         totals.append(acc)
     assert totals[0] == totals[1] == totals[2]
+
+
+def part(partition: int, lines: list[bytes], *, at_end: bool = False) -> RawBatch:
+    """A read of one partition of a two-partition topic (offsets are not looked at)."""
+    return RawBatch(lines, "topic", partition, range(len(lines)), 2, at_end)
+
+
+def minutes(first: int, last: int, tag: str) -> list[bytes]:
+    return [event(f"{tag}{m}", m) for m in range(first, last + 1)]
+
+
+def test_a_partition_read_later_is_not_late_against_another_partitions_time():
+    # p0 reaches minute 29 before anything of p1 is read; with one watermark for both,
+    # windows up to minute 24 would close and p1's events would all be corrections.
+    # Windows still close once both partitions have passed them: the late event at
+    # minute 10 after both reached 60 is a correction.
+    rows, dls = run([part(0, minutes(0, 29, "a")), part(1, minutes(0, 29, "b")),
+                     part(0, [event("a60", 60)]), part(1, [event("b60", 60)]),
+                     part(0, [event("late", 10.5)])])
+    assert dls == []
+    by_window = {}
+    for r in rows:
+        by_window.setdefault(window(r)[0], []).append(window(r))
+    assert all(ws == [(m, 2.0, 2, 0)] for m, ws in by_window.items() if m not in (10, 60))
+    first, correction = sorted(by_window[10], key=lambda w: w[3])
+    assert first == (10, 2.0, 2, 0)
+    assert correction[1:3] == (1.0, 1) and correction[3] >= 1
+
+
+def test_too_late_is_judged_against_the_greatest_event_time_of_any_partition():
+    eight_days = 60 * 24 * 8
+    rows, dls = run([part(0, [event("new", eight_days)]),
+                     part(1, [event("old", 0)]), part(1, [event("ok", eight_days - 3)])],
+                    now=T0 + timedelta(days=8, minutes=1))
+    assert [(d.reason, d.partition, d.offset) for d in dls] == [("too_late", 1, 0)]
+    assert sum(r[5] for r in rows) == 2
+
+
+@pytest.mark.parametrize("p1_says_at_end", [True, False])
+def test_a_partition_at_its_end_holds_no_window_open(p1_says_at_end):
+    # p1 has nothing to read. Once it says so, windows close on p0 alone and a late
+    # event of p0 is a correction; until it says so, they wait for p1.
+    items = [part(0, minutes(0, 29, "a"))]
+    if p1_says_at_end:
+        items.append(part(1, [], at_end=True))
+    rows, _ = run([*items, part(0, [event("late", 2.5)])])
+    revisions = sorted(window(r)[3] for r in rows if window(r)[0] == 2)
+    assert (revisions[-1] >= 1) == p1_says_at_end
+    assert sum(window(r)[1] for r in rows if window(r)[0] == 2) == 2.0

@@ -9,7 +9,7 @@ from confluent_kafka import KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.helpers import event
-from tests.integration.conftest import Job, create_topic, run_args
+from tests.integration.conftest import Job, create_topic, run_args, wait_until
 from tests.oracle import output_totals, read_dataset
 
 
@@ -103,3 +103,26 @@ def test_a_recovery_store_ahead_of_a_re_created_topic_stops_the_job(services, tm
             "recovery store or this run), is past the partition's end, the broker says (it "
             "now holds offsets 0 to 2)") in log
     assert topic.quantities() == [float(i) for i in range(10)]  # nothing of the new topic
+
+
+def test_always_on_windows_close_though_partitions_have_no_records(services, tmp_path):
+    # Windows close on the least of the partitions' watermarks. Partitions 1 and 2 never
+    # get a record: the source must say they are at their end, or partition 0's windows
+    # would wait for them for ever.
+    bootstrap = services["KAFKA_BOOTSTRAP"]
+    topic = create_topic(bootstrap, partitions=3)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for m in range(10):
+        producer.produce(topic, value=event(f"e{m}", m + 0.5, m + 1), partition=0)
+    assert producer.flush(30) == 0
+    out = str(tmp_path / "out")
+    job = Job(*run_args(services, topic, out, tmp_path / "rec"), log=tmp_path / "job.log",
+              env={"BURNWATCH_ALLOWED_LATENESS": "5s", "BURNWATCH_MAX_FILE_DELAY": "1s"})
+    try:
+        # The watermark is 9.5 minutes less 5 s: the windows of minutes 0 to 8 close.
+        assert wait_until(lambda: len(output_totals(out)) >= 9, timeout=60), job.output()
+        assert job.running()
+    finally:
+        job.stop()
+    totals = output_totals(out)
+    assert sorted(q for q, _n in totals.values())[:9] == [float(m + 1) for m in range(9)]

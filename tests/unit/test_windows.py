@@ -122,7 +122,7 @@ def _parts(rng, pairs, parts: int = 5, n: int = 40) -> list:
         q = rng.gamma(2.0, 1.0, n).round(3)
         out.append(WindowPartials(
             own, rng.integers(0, len(own), n), rng.integers(0, 4, n) * MIN,
-            Partials(q, rng.integers(1, 5, n), q + 1, rng.integers(0, 3, n), q * 2), 0))
+            Partials(q, rng.integers(1, 5, n), q + 1, rng.integers(0, 3, n), q * 2), 0, 0))
     return out
 
 

@@ -1,0 +1,115 @@
+"""The watermark that closes windows: the least over source partitions, then over the
+id shards that report to a window step."""
+
+from dataclasses import replace
+
+import numpy as np
+
+from operators.admission import Admission, WindowPartials
+from operators.parse import parse_batch
+from operators.records import RawBatch
+from operators.steps import _upstream_state, _WindowLogic
+from operators.windows import NEVER, LeastWatermark, Partials, ReadProgress
+from tests.helpers import T0, event
+from tests.helpers import config as flow_config
+
+MIN = 60_000_000
+
+
+def test_least_watermark_waits_for_every_member_and_skips_those_at_their_end():
+    wm = LeastWatermark(5 * MIN, follow_wall_clock=False, expected=3)
+    wm.observe(0, 100 * MIN, now_us=0)
+    wm.observe(1, 40 * MIN, now_us=0)
+    assert wm.at(0) == NEVER  # partition 2 not heard from yet
+    wm.observe(2, NEVER, now_us=0, at_end=True)  # empty: nothing to wait for
+    assert wm.at(0) == 35 * MIN
+    wm.observe(1, 70 * MIN, now_us=0, at_end=True)
+    assert wm.at(0) == 95 * MIN  # only partition 0 has more to read
+    wm.observe(1, 71 * MIN, now_us=0)  # partition 1 has data again: it counts again
+    assert wm.at(0) == 66 * MIN
+    wm.observe(0, 120 * MIN, now_us=0, at_end=True)
+    wm.observe(1, 80 * MIN, now_us=0, at_end=True)
+    assert wm.at(0) == 115 * MIN  # all at their end: the greatest
+
+    copy = LeastWatermark(5 * MIN, False)
+    copy.restore(wm.snapshot())
+    wm.observe(1, 300 * MIN, now_us=0)  # does not leak into the copy
+    assert copy.at(0) == 115 * MIN and copy.expected == 3
+
+
+def test_least_watermark_ages_with_the_wall_clock_in_always_on_mode():
+    # A partition that stopped sending does not hold windows for ever.
+    wm = LeastWatermark(5 * MIN, follow_wall_clock=True, expected=2)
+    wm.observe(0, 100 * MIN, now_us=1_000 * MIN)
+    wm.observe(1, 50 * MIN, now_us=1_000 * MIN)
+    assert wm.at(1_010 * MIN) == 55 * MIN
+
+
+def _read(lines: list[bytes], partition: int) -> tuple:
+    raw = RawBatch(lines, "t", partition, range(len(lines)), 2)
+    batch, _ = parse_batch(raw, now_us=10**18, max_clock_skew_us=0)
+    return batch, ReadProgress(partition, 2, int(batch.time_us.max()), False)
+
+
+def test_admission_tells_every_window_shard_when_its_closing_watermark_passes_a_window():
+    cfg = replace(flow_config().admission, window_shards=4)
+    adm = Admission(cfg)
+    batch, read = _read([event("a", 30)], 0)
+    out = adm.admit(batch, read, now_us=0, sender=3)
+    assert out.accepted == 1 and len(out.partials) == 1  # partition 1 unheard: no watermark
+    assert out.partials[0][1].watermark_us == NEVER
+
+    batch, read = _read([event("b", 20)], 1)
+    out = adm.admit(batch, read, now_us=0, sender=3)
+    shards = sorted(s for s, _ in out.partials)
+    assert shards == [0, 1, 2, 3]  # one with the event, the others only the watermark
+    t0 = int(batch.time_us[0]) - 20 * MIN
+    assert {wp.watermark_us for _, wp in out.partials} == {t0 + 15 * MIN}
+    assert {wp.sender for _, wp in out.partials} == {3}
+    assert sum(len(wp.starts) for _, wp in out.partials) == 1
+
+    batch, read = _read([event("c", 20.5)], 1)  # no new window passed: no broadcast
+    assert len(adm.admit(batch, read, now_us=0, sender=3).partials) == 1
+
+
+def _partials(sender: int, watermark_us: int, start_us: int | None) -> WindowPartials:
+    if start_us is None:
+        return WindowPartials.watermark_only(watermark_us, sender)
+    one = np.ones(1)
+    return WindowPartials([("acme", "api_calls")], np.zeros(1, dtype=np.int64),
+                          np.array([start_us]),
+                          Partials(one, np.ones(1, dtype=np.int64), one,
+                                   np.array([start_us]), one),
+                          watermark_us, sender)
+
+
+def test_a_window_step_closes_only_what_every_id_shard_has_passed():
+    cfg = replace(flow_config(), id_shards=2)
+    t0 = (int(T0.timestamp()) * 10**6)
+    logic = _WindowLogic(cfg, lambda: 0, None)
+    # id shard 0 has admitted its slice of a read that reaches minute 60; shard 1 has not
+    rows, _ = logic.on_batch([("w0", _partials(0, t0 + 55 * MIN, t0))])
+    assert rows == []
+    rows, _ = logic.on_batch([("w0", _partials(1, t0 + 30 * MIN, t0 + 40 * MIN))])
+    assert [r.rows[0][2] for r in rows] == [t0]  # closed through minute 30, not 55
+    assert rows[0].closed_through_us == t0 + 30 * MIN
+
+    # a store written when the window step kept one watermark for all its senders
+    old = (t0 + 30 * MIN, 0)
+    assert _upstream_state(old, 2) == (2, {0: old, 1: old}, set())
+    resumed = _WindowLogic(cfg, lambda: 0, (logic.book.snapshot(),
+                                             _upstream_state(old, 2), "w0", {}))
+    assert resumed.upstream.at(0) == t0 + 30 * MIN
+
+
+def test_admission_restores_a_store_written_before_the_closing_watermark():
+    cfg = flow_config().admission
+    adm = Admission(cfg)
+    batch, read = _read([event("a", 30)], 0)
+    adm.admit(batch, read, now_us=0)
+    old = adm.snapshot()[:2]
+    resumed = Admission(cfg, old)
+    assert resumed.watermark.at(0) == adm.watermark.at(0)
+    assert resumed.closing.at(0) == NEVER  # heard again from every partition before closing
+    assert len(resumed.index) == 1
+
