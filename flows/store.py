@@ -27,8 +27,11 @@ log = logging.getLogger(__name__)
 RUN_KEY_FILE = "burnwatch-run-key"
 STORE_FILE = "burnwatch-store.json"
 # Bump when what the operators snapshot changes meaning, so an old store is refused
-# rather than misread. 2: content hashes of the columnar parser.
-STATE_FORMAT = 2
+# rather than misread. 2: content hashes of the columnar parser. 3: closing watermarks
+# per partition and per id shard (a format-2 store is read, and marked 3 from then on,
+# so that an older burnwatch refuses it instead of failing on the new snapshots).
+STATE_FORMAT = 3
+UPGRADES_FROM = {2}
 
 
 def fixed_settings(settings: Settings) -> dict[str, object]:
@@ -48,6 +51,10 @@ def _check_store(directory: Path, fixed: dict[str, object]) -> None:
         stored = {"state_format": 1}
     else:
         stored = json.loads(path.read_text())
+    if stored.get("state_format") in UPGRADES_FROM:
+        stored["state_format"] = STATE_FORMAT
+        path.write_text(json.dumps(stored, indent=1) + "\n")
+        log.info("recovery store %s: state format upgraded to %d", directory, STATE_FORMAT)
     if stored.get("state_format") != STATE_FORMAT:
         raise ConfigError(
             f"recovery_dir: the store in {directory} has state format "

@@ -127,7 +127,10 @@ class Admission:
         self.closing.expected = max(self.closing.expected, read.partitions)
         self.closing.observe(read.partition, read.max_event_us, now_us, read.at_end)
         wm = self.watermark.at(now_us)
-        closing = self.closing.at(now_us)
+        # Never past the greatest (a partition's last event stamped ahead of the clock
+        # would keep it ahead while that partition is idle), and no window waits for
+        # events that could only be too_late.
+        closing = min(max(self.closing.at(now_us), wm - cfg.max_lateness_us), wm)
         out = AdmitResult()
         if len(batch):
             too_late = batch.time_us < wm - cfg.max_lateness_us

@@ -74,13 +74,14 @@ class KafkaBatchSource(FixedPartitionedSource[RawBatch, int]):
         config = {
             "group.id": "burnwatch-unused",  # required by librdkafka; offsets live in snapshots
             "enable.auto.commit": False,
-            # Reaching a partition's end says it has nothing to hold the watermark for.
+            **FAST_FETCH,
+            **self._config(),
+            # Last, so that no `kafka:` setting overrides them. Reaching a partition's end
+            # says it has nothing to hold the closing watermark back for.
             "enable.partition.eof": True,
             # An offset the broker does not have stops the partition with an error, and
             # _resume_in_range decides; librdkafka would silently jump to one end.
             "auto.offset.reset": "error",
-            **FAST_FETCH,
-            **self._config(),
         }
         return _KafkaPartition(
             config, self.topic, int(for_part), resume_state, self.max_messages, self.until_end,
@@ -101,6 +102,22 @@ def uneven_spread(partitions: int, workers: int) -> str | None:
     return (f"{partitions} partitions for {workers} workers: each partition is read and "
             f"parsed by one worker, so some read {most} and some {least}; a topic with a "
             f"multiple of {workers} partitions spreads the work evenly")
+
+
+def at_end_after(msgs, was_at_end: bool) -> bool:
+    """Whether a partition is at its end after the messages of one ``consume``.
+
+    librdkafka reports the end once per offset reached, so it is at its end if no record
+    came after the last such report; other errors (a broker gone, say) change nothing.
+    """
+    at_end = was_at_end
+    for msg in msgs:
+        err = msg.error()
+        if err is None:
+            at_end = False
+        elif err.code() == KafkaError._PARTITION_EOF:
+            at_end = True
+    return at_end
 
 
 class OffsetsAheadError(RuntimeError):
@@ -144,9 +161,10 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         was_at_end = self.at_end
         if len(good) < len(msgs):
             self._errors(msgs)
-        if msgs:  # at the end if nothing came after its last end-of-partition event
-            last = msgs[-1].error()
-            self.at_end = last is not None and last.code() == KafkaError._PARTITION_EOF
+            self.at_end = at_end_after(msgs, self.at_end)
+        elif good:
+            self.at_end = False
+        self.at_end |= self.drained  # nothing more to come in a backfill
         self._report_lag()
         if not good:
             if self.at_end and not was_at_end:  # only that it has reached the end

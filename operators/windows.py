@@ -140,6 +140,9 @@ class Watermark:
         self.max_event_us, self.seen_at_us = state
 
 
+UNHEARD_GRACE_US = 30_000_000
+
+
 class ReadProgress(NamedTuple):
     """How far one read took its source partition: what the closing watermark needs."""
 
@@ -156,8 +159,10 @@ class LeastWatermark:
     Windows close on this one, so that a member that is behind (a partition read by a
     slower process, an id shard that has not yet admitted its slice of a read) does not
     see its windows closed before its events arrive. ``NEVER`` until ``expected`` members
-    have been heard from. A member at its end (a partition with nothing more to read)
-    holds nothing back; when every member is, the greatest of them counts.
+    have been heard from; in always-on mode, a member not heard from within
+    ``UNHEARD_GRACE_US`` of the first (a partition without a leader) is left out until it
+    is. A member at its end (a partition with nothing more to read) holds nothing back;
+    when every member is, the greatest of them counts.
     """
 
     def __init__(self, allowed_lateness_us: int, follow_wall_clock: bool,
@@ -167,9 +172,12 @@ class LeastWatermark:
         self.expected = expected
         self.members: dict[int | None, Watermark] = {}
         self.ended: set[int | None] = set()
+        self.first_heard_us = NEVER  # wall clock
 
     def observe(self, member: int | None, max_event_us: int, now_us: int,
                 at_end: bool = False) -> None:
+        if self.first_heard_us == NEVER:
+            self.first_heard_us = now_us
         wm = self.members.get(member)
         if wm is None:
             wm = self.members[member] = Watermark(self.allowed_lateness_us,
@@ -181,7 +189,8 @@ class LeastWatermark:
             self.ended.discard(member)
 
     def at(self, now_us: int) -> int:
-        if len(self.members) < self.expected:
+        if len(self.members) < self.expected and not (
+                self.follow_wall_clock and now_us - self.first_heard_us >= UNHEARD_GRACE_US):
             return NEVER
         active = [wm.at(now_us) for m, wm in self.members.items() if m not in self.ended]
         if active:
@@ -190,10 +199,10 @@ class LeastWatermark:
 
     def snapshot(self) -> tuple:
         return (self.expected, {m: wm.snapshot() for m, wm in self.members.items()},
-                set(self.ended))
+                set(self.ended), self.first_heard_us)
 
     def restore(self, state: tuple) -> None:
-        self.expected, members, ended = state
+        self.expected, members, ended, self.first_heard_us = state
         self.members = {}
         for m, wm_state in members.items():
             wm = self.members[m] = Watermark(self.allowed_lateness_us, self.follow_wall_clock)

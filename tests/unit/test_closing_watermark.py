@@ -4,12 +4,14 @@ id shards that report to a window step."""
 from dataclasses import replace
 
 import numpy as np
+from confluent_kafka import KafkaError
 
 from operators.admission import Admission, WindowPartials
+from operators.kafka_source import at_end_after
 from operators.parse import parse_batch
-from operators.records import RawBatch
+from operators.records import RawBatch, to_us
 from operators.steps import _upstream_state, _WindowLogic
-from operators.windows import NEVER, LeastWatermark, Partials, ReadProgress
+from operators.windows import NEVER, UNHEARD_GRACE_US, LeastWatermark, Partials, ReadProgress
 from tests.helpers import T0, event
 from tests.helpers import config as flow_config
 
@@ -55,15 +57,16 @@ def test_admission_tells_every_window_shard_when_its_closing_watermark_passes_a_
     cfg = replace(flow_config().admission, window_shards=4)
     adm = Admission(cfg)
     batch, read = _read([event("a", 30)], 0)
+    t0 = int(batch.time_us[0]) - 30 * MIN
     out = adm.admit(batch, read, now_us=0, sender=3)
-    assert out.accepted == 1 and len(out.partials) == 1  # partition 1 unheard: no watermark
-    assert out.partials[0][1].watermark_us == NEVER
+    # Partition 1 unheard: only windows that could get nothing but too_late events close.
+    assert out.accepted == 1
+    assert {wp.watermark_us for _, wp in out.partials} == {t0 + 25 * MIN - cfg.max_lateness_us}
 
     batch, read = _read([event("b", 20)], 1)
     out = adm.admit(batch, read, now_us=0, sender=3)
     shards = sorted(s for s, _ in out.partials)
     assert shards == [0, 1, 2, 3]  # one with the event, the others only the watermark
-    t0 = int(batch.time_us[0]) - 20 * MIN
     assert {wp.watermark_us for _, wp in out.partials} == {t0 + 15 * MIN}
     assert {wp.sender for _, wp in out.partials} == {3}
     assert sum(len(wp.starts) for _, wp in out.partials) == 1
@@ -96,7 +99,7 @@ def test_a_window_step_closes_only_what_every_id_shard_has_passed():
 
     # a store written when the window step kept one watermark for all its senders
     old = (t0 + 30 * MIN, 0)
-    assert _upstream_state(old, 2) == (2, {0: old, 1: old}, set())
+    assert _upstream_state(old, 2) == (2, {0: old, 1: old}, set(), 0)
     resumed = _WindowLogic(cfg, lambda: 0, (logic.book.snapshot(),
                                              _upstream_state(old, 2), "w0", {}))
     assert resumed.upstream.at(0) == t0 + 30 * MIN
@@ -113,3 +116,63 @@ def test_admission_restores_a_store_written_before_the_closing_watermark():
     assert resumed.closing.at(0) == NEVER  # heard again from every partition before closing
     assert len(resumed.index) == 1
 
+
+
+def test_a_partition_not_heard_from_holds_windows_only_for_a_while_in_always_on_mode():
+    # A partition without a leader sends neither records nor its end.
+    live, replay = (LeastWatermark(5 * MIN, follow, expected=2) for follow in (True, False))
+    for wm in (live, replay):
+        wm.observe(0, 100 * MIN, now_us=0)
+    assert live.at(UNHEARD_GRACE_US - 1) == NEVER
+    assert live.at(UNHEARD_GRACE_US) == 95 * MIN + UNHEARD_GRACE_US
+    assert replay.at(10**12) == NEVER  # a backfill waits for it (or for the end of input)
+
+
+def _admit(adm: Admission, minutes: float, partition: int, now_us: int,
+           at_end: bool = False) -> int:
+    """The closing watermark sent with one read of one event."""
+    batch, read = _read([event(f"e{minutes}-{partition}", minutes)], partition)
+    out = adm.admit(batch, read._replace(at_end=at_end), now_us)
+    return max(wp.watermark_us for _, wp in out.partials)
+
+
+def test_the_closing_watermark_stays_between_too_late_and_the_greatest_event_time():
+    cfg = flow_config().admission
+    t0 = to_us(T0)
+    # A partition's last event stamped 9 minutes ahead of the clock, then it idles: its
+    # own watermark, aged by the wall clock, stays 4 minutes ahead for as long as it
+    # idles. Windows close on the greatest event time seen once newer events pass it.
+    adm = Admission(replace(cfg, follow_wall_clock=True))
+    _admit(adm, 9, 1, now_us=t0, at_end=True)
+    for m in range(1, 21):
+        closing = _admit(adm, m, 0, now_us=t0 + m * MIN, at_end=True)
+    assert closing == t0 + 15 * MIN  # event time 20 minutes, less 5 of lateness
+
+    # A partition more than max_lateness behind the other: its events can only be
+    # too_late, so windows do not wait for it.
+    adm = Admission(cfg)
+    day = 24 * 60
+    _admit(adm, 10 * day, 0, now_us=t0)
+    batch, read = _read([event("old", 0)], 1)
+    assert adm.admit(batch, read, now_us=t0).dead_letters[0].reason == "too_late"
+    closing = _admit(adm, 10 * day + 1, 0, now_us=t0)
+    assert closing == t0 + (10 * day + 1 - 5) * MIN - cfg.max_lateness_us
+
+
+class _Msg:
+    """What ``consume`` returns, as far as the end-of-partition logic looks."""
+
+    def __init__(self, code: int | None) -> None:
+        self.code = code
+
+    def error(self):
+        return None if self.code is None else KafkaError(self.code)
+
+
+def test_a_partition_is_at_its_end_until_a_record_follows_and_other_errors_change_nothing():
+    eof, transport = KafkaError._PARTITION_EOF, KafkaError._TRANSPORT
+    assert at_end_after([_Msg(None), _Msg(eof)], False)
+    assert at_end_after([_Msg(eof), _Msg(transport)], False)  # a broker error after the end
+    assert not at_end_after([_Msg(eof), _Msg(None)], True)
+    assert at_end_after([_Msg(transport)], True)
+    assert not at_end_after([_Msg(transport)], False)

@@ -1,5 +1,6 @@
 """The recovery store remembers what its state depends on and refuses a mismatch."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,13 @@ def test_a_store_of_an_older_state_format_is_refused(tmp_path: Path):
     assert (tmp_path / RUN_KEY_FILE).is_file()
     with pytest.raises(ConfigError, match="^recovery_dir: .*state format 1"):
         open_recovery_store(tmp_path, 1, fixed=fixed())
+
+
+def test_a_store_of_the_previous_state_format_is_upgraded_and_marked(tmp_path: Path):
+    open_recovery_store(tmp_path, 1, fixed=fixed())
+    meta = json.loads((tmp_path / STORE_FILE).read_text())
+    (tmp_path / STORE_FILE).write_text(json.dumps({**meta, "state_format": 2}))
+    open_recovery_store(tmp_path, 1, fixed=fixed())
+    # so that a burnwatch that reads only format 2 refuses it from now on
+    assert json.loads((tmp_path / STORE_FILE).read_text()) == meta
+
