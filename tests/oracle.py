@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 ORACLE_SQL = r"""
@@ -119,6 +120,11 @@ def duplicated_rows(out_url: str) -> int:
     return _query("""SELECT count(*) FROM (SELECT tenant, meter, window_start, revision,
                      count(*) AS n FROM rollups GROUP BY ALL HAVING n > 1)""",
                   rollups=rollups)[0][0]
+
+
+def correction_rows(out_url: str) -> int:
+    """Rollup rows with revision > 0 (usage that reached a window after it was written)."""
+    return int(pc.sum(pc.greater(read_dataset(out_url, "rollups")["revision"], 0)).as_py())
 
 
 def dead_letter_counts(out_url: str) -> dict[str, int]:
