@@ -121,23 +121,36 @@ class Watermark:
         self.follow_wall_clock = follow_wall_clock
         self.max_event_us = NEVER
         self.seen_at_us = NEVER
+        self.restored = False
 
     def observe(self, max_event_us: int, now_us: int) -> None:
+        self._resume(now_us)
         if max_event_us > self.max_event_us:
             self.max_event_us = max_event_us
             self.seen_at_us = now_us
 
     def at(self, now_us: int) -> int:
+        self._resume(now_us)
         if self.max_event_us == NEVER:
             return NEVER
         idle = max(0, now_us - self.seen_at_us) if self.follow_wall_clock else 0
         return self.max_event_us + idle - self.allowed_lateness_us
+
+    def _resume(self, now_us: int) -> None:
+        # Time the job was down is not idle time: what was produced meanwhile is still to
+        # be read, and counting it would make that backlog late (or too_late, after an
+        # outage longer than max_lateness). The idle clock restarts when the job does.
+        if self.restored:
+            self.restored = False
+            if self.seen_at_us != NEVER:
+                self.seen_at_us = max(self.seen_at_us, now_us)
 
     def snapshot(self) -> tuple[int, int]:
         return (self.max_event_us, self.seen_at_us)
 
     def restore(self, state: tuple[int, int]) -> None:
         self.max_event_us, self.seen_at_us = state
+        self.restored = True
 
 
 UNHEARD_GRACE_US = 30_000_000

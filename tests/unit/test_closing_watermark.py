@@ -176,3 +176,26 @@ def test_a_partition_is_at_its_end_until_a_record_follows_and_other_errors_chang
     assert not at_end_after([_Msg(eof), _Msg(None)], True)
     assert at_end_after([_Msg(transport)], True)
     assert not at_end_after([_Msg(transport)], False)
+
+
+def test_after_a_restart_the_time_the_job_was_down_does_not_close_windows():
+    # Always-on: the job stops with a window open and restarts 8 days later. Its first
+    # wall-clock tick comes before the backlog produced while it was down; counting the
+    # downtime as idle time would close the backlog's windows before their events arrive
+    # (and they would all be correction rows).
+    base = flow_config()
+    cfg = replace(base, id_shards=1,
+                  admission=replace(base.admission, follow_wall_clock=True))
+    t0, stop = to_us(T0), to_us(T0) + 11 * MIN
+    logic = _WindowLogic(cfg, lambda: stop, None)
+    logic.on_batch([("w0", _partials(0, t0 + 5 * MIN, t0 + 9 * MIN))])
+    assert logic.book.open  # minute 9 is still open
+    state = logic.snapshot()
+
+    restart = stop + 8 * 24 * 60 * MIN
+    resumed = _WindowLogic(cfg, lambda: restart, state)
+    rows, _ = resumed.on_notify()  # the first tick
+    assert [r for closed in rows for r in closed.rows] == []
+    rows, _ = resumed.on_batch([("w0", _partials(0, t0 + 25 * MIN, t0 + 10 * MIN))])
+    revisions = sorted((r[2], r[-3]) for closed in rows for r in closed.rows)
+    assert revisions == [(t0 + 9 * MIN, 0), (t0 + 10 * MIN, 0)]
