@@ -21,6 +21,12 @@ DEDUPE_KEYS = Gauge("burnwatch_dedupe_keys", "Event ids remembered for dedupe", 
 WATERMARK = Gauge(
     "burnwatch_watermark_seconds", "Watermark of a window shard (Unix time)", ["shard"]
 )
+PARTITION_WATERMARK = Gauge(
+    "burnwatch_partition_watermark_seconds",
+    "Greatest event time read from a source partition less allowed_lateness (Unix time);"
+    " windows close on the least of the partitions that have more to read",
+    ["partition"],
+)
 KAFKA_OFFSETS_LOST = Counter(
     "burnwatch_kafka_offsets_lost",
     "Offsets that retention deleted before the job read them (records lost to metering)",

@@ -89,6 +89,10 @@ class _AdmitLogic(StatefulBatchLogic):
                 out.append(result.dead_letters)
             out.extend(result.partials)
             metrics.DEDUPE_KEYS.labels(str(shard)).set(len(self.admission.index))
+        for partition, wm in self.admission.closing.members.items():
+            at = wm.at(now)
+            if at != NEVER:
+                metrics.PARTITION_WATERMARK.labels(str(partition)).set(at / 1e6)
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self):

@@ -174,7 +174,8 @@ def test_always_on_closes_idle_windows_by_the_wall_clock_and_serves_metrics(
         assert job.running()
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
         for name in (b"burnwatch_events_read_total", b"burnwatch_consumer_lag",
-                     b"burnwatch_dead_letters_total", b"burnwatch_files_written_total"):
+                     b"burnwatch_dead_letters_total", b"burnwatch_files_written_total",
+                     b'burnwatch_partition_watermark_seconds{partition="2"}'):
             assert name in metrics
     finally:
         job.stop()

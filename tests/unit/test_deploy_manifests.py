@@ -448,7 +448,7 @@ def test_the_dashboard_uses_only_metrics_that_exist():
                    "burnwatch_duplicates", "burnwatch_late_partials",
                    "burnwatch_files_written", "burnwatch_rows_written",
                    "burnwatch_write_retries", "burnwatch_dedupe_keys",
-                   "burnwatch_kafka_offsets_lost"):
+                   "burnwatch_kafka_offsets_lost", "burnwatch_partition_watermark_seconds"):
         assert wanted in used, wanted
 
 
