@@ -152,6 +152,32 @@ def scan(rollups: Path, seen: dict[str, float], first_row: dict[int, float],
                 first_row[end] = mtime
 
 
+def _tree(proc: psutil.Process) -> list[psutil.Process]:
+    """The job and, with --processes, the processes of its cluster."""
+    return [proc, *proc.children(recursive=True)]
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in _tree(proc):
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def tree_cpu_s(proc: psutil.Process) -> float:
+    total = 0.0
+    for p in _tree(proc):
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def run_latency(args) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -167,7 +193,8 @@ def run_latency(args) -> None:
     env = {**os.environ, "BURNWATCH_METRICS_PORT": "0",
            "BURNWATCH_ALLOWED_LATENESS": args.allowed_lateness}
     cli = ["--log-level", "INFO", "run", "--brokers", args.brokers, "--topic", topic,
-           "--out", str(out), "--recovery-dir", str(scratch / "recovery")]
+           "--out", str(out), "--recovery-dir", str(scratch / "recovery"),
+           "--processes", str(args.processes)]
     prelude = os.environ.get("BENCH_JOB_PRELUDE")
     if prelude:
         code = (f"{prelude}\nimport sys\nsys.argv = ['burnwatch', *{cli!r}]\n"
@@ -185,7 +212,7 @@ def run_latency(args) -> None:
     try:
         time.sleep(3)  # let the job start and assign its partitions
         proc = psutil.Process(job.pid)
-        cpu_start = proc.cpu_times()
+        cpu_start = tree_cpu_s(proc)
         producer.start()
         log(f"producing {args.rate:,} events/s into {topic} for {args.duration:.0f} s; "
             f"allowed_lateness {args.allowed_lateness}")
@@ -193,7 +220,7 @@ def run_latency(args) -> None:
         while time.time() < deadline:
             if job.poll() is not None:
                 raise SystemExit(f"burnwatch exited with {job.returncode}; see {scratch}")
-            peak_rss = max(peak_rss, proc.memory_info().rss)
+            peak_rss = max(peak_rss, tree_rss(proc))
             scan(out / "rollups", seen, first_row, counts)
             time.sleep(0.5)
         producer.stop_flag.set()
@@ -202,11 +229,10 @@ def run_latency(args) -> None:
         settle = time.time() + lateness_s + 90
         last_window = max(producer.per_window)
         while time.time() < settle and (last_window + WINDOW_US) not in first_row:
-            peak_rss = max(peak_rss, proc.memory_info().rss)
+            peak_rss = max(peak_rss, tree_rss(proc))
             scan(out / "rollups", seen, first_row, counts)
             time.sleep(0.5)
-        cpu = proc.cpu_times()
-        cpu_s = (cpu.user + cpu.system) - (cpu_start.user + cpu_start.system)
+        cpu_s = tree_cpu_s(proc) - cpu_start
     finally:
         producer.stop_flag.set()
         if job.poll() is None:
@@ -231,7 +257,8 @@ def run_latency(args) -> None:
     print(f"latency mode: {producer.sent:,} events in {produced_for:.0f} s "
           f"({achieved:,.0f}/s achieved of {args.rate:,}/s asked; producer fell behind its "
           f"10 ms schedule {producer.behind_ticks} times); job CPU {cpu_s:.0f} s "
-          f"({cpu_s / max(1, produced_for):.2f} cores), peak RSS {peak_rss / 2**20:,.0f} MiB")
+          f"({cpu_s / max(1, produced_for):.2f} cores), peak RSS {peak_rss / 2**20:,.0f} MiB"
+          f"{f' (summed over its {args.processes} processes)' if args.processes > 1 else ''}")
     default = Settings.model_fields["max_file_delay"].default.total_seconds()
     delay = os.environ.get("BURNWATCH_MAX_FILE_DELAY", f"{default:g}s (default)")
     patched = " (job patched by BENCH_JOB_PRELUDE)" if prelude else ""

@@ -557,6 +557,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=240.0, help="latency mode: seconds")
     ap.add_argument("--allowed-lateness", default="30s",
                     help="latency mode: burnwatch's allowed_lateness")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="latency mode: `run --processes N` (CPU and RSS summed over them)")
     ap.add_argument("--dedupe-keys", type=int, default=0,
                     help="dedupe-memory mode: replay this many unique ids and report peak RSS")
     args = ap.parse_args()

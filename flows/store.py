@@ -51,11 +51,8 @@ def _check_store(directory: Path, fixed: dict[str, object]) -> None:
         stored = {"state_format": 1}
     else:
         stored = json.loads(path.read_text())
-    if stored.get("state_format") in UPGRADES_FROM:
-        stored["state_format"] = STATE_FORMAT
-        path.write_text(json.dumps(stored, indent=1) + "\n")
-        log.info("recovery store %s: state format upgraded to %d", directory, STATE_FORMAT)
-    if stored.get("state_format") != STATE_FORMAT:
+    upgrade = stored.get("state_format") in UPGRADES_FROM
+    if not upgrade and stored.get("state_format") != STATE_FORMAT:
         raise ConfigError(
             f"recovery_dir: the store in {directory} has state format "
             f"{stored.get('state_format')}; this burnwatch reads format {STATE_FORMAT}. "
@@ -66,6 +63,11 @@ def _check_store(directory: Path, fixed: dict[str, object]) -> None:
             raise ConfigError(
                 f"{name}: {value} differs from {stored.get(name)} in the store in {directory}; "
                 "it is fixed for the life of a store")
+    if upgrade:  # only once every check has passed: a refused start leaves the store as it was
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**stored, "state_format": STATE_FORMAT}, indent=1) + "\n")
+        os.replace(tmp, path)
+        log.info("recovery store %s: state format upgraded to %d", directory, STATE_FORMAT)
 
 
 def open_recovery_store(

@@ -109,15 +109,15 @@ def at_end_after(msgs, was_at_end: bool) -> bool:
 
     librdkafka reports the end once per offset reached, so it is at its end if no record
     came after the last such report; other errors (a broker gone, say) change nothing.
+    Read from the back: usually the last message decides.
     """
-    at_end = was_at_end
-    for msg in msgs:
+    for msg in reversed(msgs):
         err = msg.error()
         if err is None:
-            at_end = False
-        elif err.code() == KafkaError._PARTITION_EOF:
-            at_end = True
-    return at_end
+            return False
+        if err.code() == KafkaError._PARTITION_EOF:
+            return True
+    return was_at_end
 
 
 class OffsetsAheadError(RuntimeError):
@@ -161,10 +161,8 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         was_at_end = self.at_end
         if len(good) < len(msgs):
             self._errors(msgs)
-            self.at_end = at_end_after(msgs, self.at_end)
-        elif good:
-            self.at_end = False
-        self.at_end |= self.drained  # nothing more to come in a backfill
+        # drained: a backfill's partition has nothing more to come, whatever followed
+        self.at_end = at_end_after(msgs, self.at_end) or self.drained
         self._report_lag()
         if not good:
             if self.at_end and not was_at_end:  # only that it has reached the end

@@ -170,8 +170,8 @@ class _WindowLogic(StatefulBatchLogic):
 def _upstream_state(state: tuple, id_shards: int) -> tuple:
     """A window step's upstream watermarks; a store written before they were kept per id
     shard has one for all (the greatest they had sent)."""
-    if len(state) == 2:
-        return (id_shards, dict.fromkeys(range(id_shards), state), set(), state[1])
+    if not isinstance(state[1], dict):  # (max_event_us, seen_at_us)
+        return (id_shards, dict.fromkeys(range(id_shards), state))
     return state
 
 

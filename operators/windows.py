@@ -121,6 +121,7 @@ class Watermark:
         self.follow_wall_clock = follow_wall_clock
         self.max_event_us = NEVER
         self.seen_at_us = NEVER
+        self.last_now_us = NEVER  # the wall clock when last asked: near the snapshot's time
         self.restored = False
 
     def observe(self, max_event_us: int, now_us: int) -> None:
@@ -139,17 +140,22 @@ class Watermark:
     def _resume(self, now_us: int) -> None:
         # Time the job was down is not idle time: what was produced meanwhile is still to
         # be read, and counting it would make that backlog late (or too_late, after an
-        # outage longer than max_lateness). The idle clock restarts when the job does.
+        # outage longer than max_lateness). The idle time before the stop still counts.
         if self.restored:
             self.restored = False
             if self.seen_at_us != NEVER:
-                self.seen_at_us = max(self.seen_at_us, now_us)
+                idle_before = max(0, self.snapshot_now_us - self.seen_at_us)
+                self.seen_at_us = max(self.seen_at_us, now_us - idle_before)
+        self.last_now_us = max(self.last_now_us, now_us)
 
-    def snapshot(self) -> tuple[int, int]:
-        return (self.max_event_us, self.seen_at_us)
+    def snapshot(self) -> tuple[int, int, int]:
+        return (self.max_event_us, self.seen_at_us, self.last_now_us)
 
-    def restore(self, state: tuple[int, int]) -> None:
-        self.max_event_us, self.seen_at_us = state
+    def restore(self, state: tuple) -> None:
+        # (max, seen_at) in stores written before the wall clock was kept: no idle before
+        self.max_event_us, self.seen_at_us, *snapshot_now = state
+        self.snapshot_now_us = snapshot_now[0] if snapshot_now else self.seen_at_us
+        self.last_now_us = NEVER
         self.restored = True
 
 
@@ -172,10 +178,12 @@ class LeastWatermark:
     Windows close on this one, so that a member that is behind (a partition read by a
     slower process, an id shard that has not yet admitted its slice of a read) does not
     see its windows closed before its events arrive. ``NEVER`` until ``expected`` members
-    have been heard from; in always-on mode, a member not heard from within
-    ``UNHEARD_GRACE_US`` of the first (a partition without a leader) is left out until it
-    is. A member at its end (a partition with nothing more to read) holds nothing back;
-    when every member is, the greatest of them counts.
+    have been heard from; in always-on mode, a member with no watermark yet
+    ``UNHEARD_GRACE_US`` after the job (re)started (a partition without a leader) is left
+    out until it has one. A member at its end (a partition with nothing more to read)
+    holds nothing back; when every member is, the greatest of them counts. After a
+    restart no member is at its end until it says so again: the backlog produced while
+    the job was down may be in any of them.
     """
 
     def __init__(self, allowed_lateness_us: int, follow_wall_clock: bool,
@@ -185,12 +193,12 @@ class LeastWatermark:
         self.expected = expected
         self.members: dict[int | None, Watermark] = {}
         self.ended: set[int | None] = set()
-        self.first_heard_us = NEVER  # wall clock
+        self.started_us = NEVER  # wall clock when first used since the job (re)started
 
     def observe(self, member: int | None, max_event_us: int, now_us: int,
                 at_end: bool = False) -> None:
-        if self.first_heard_us == NEVER:
-            self.first_heard_us = now_us
+        if self.started_us == NEVER:
+            self.started_us = now_us
         wm = self.members.get(member)
         if wm is None:
             wm = self.members[member] = Watermark(self.allowed_lateness_us,
@@ -202,25 +210,31 @@ class LeastWatermark:
             self.ended.discard(member)
 
     def at(self, now_us: int) -> int:
-        if len(self.members) < self.expected and not (
-                self.follow_wall_clock and now_us - self.first_heard_us >= UNHEARD_GRACE_US):
+        if self.started_us == NEVER:
+            self.started_us = now_us
+        waiting = not (self.follow_wall_clock and now_us - self.started_us >= UNHEARD_GRACE_US)
+        if not self.members or (waiting and len(self.members) < self.expected):
             return NEVER
         active = [wm.at(now_us) for m, wm in self.members.items() if m not in self.ended]
+        if not waiting:
+            active = [a for a in active if a != NEVER]
         if active:
             return min(active)
         return max(wm.at(now_us) for wm in self.members.values())
 
     def snapshot(self) -> tuple:
-        return (self.expected, {m: wm.snapshot() for m, wm in self.members.items()},
-                set(self.ended), self.first_heard_us)
+        return (self.expected, {m: wm.snapshot() for m, wm in self.members.items()})
 
     def restore(self, state: tuple) -> None:
-        self.expected, members, ended, self.first_heard_us = state
+        # Only the members' watermarks: which were at their end, and when the grace
+        # started, belong to the run that stopped (stores of 0cc6f02 to 8387019 kept
+        # them; they are ignored).
+        self.expected, members, *_ = state
         self.members = {}
         for m, wm_state in members.items():
             wm = self.members[m] = Watermark(self.allowed_lateness_us, self.follow_wall_clock)
             wm.restore(wm_state)
-        self.ended = set(ended)
+        self.ended = set()
 
 
 Row = tuple  # (tenant, meter, window_start_us, window_end_us, *partial, revision)

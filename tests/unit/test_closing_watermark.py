@@ -11,7 +11,14 @@ from operators.kafka_source import at_end_after
 from operators.parse import parse_batch
 from operators.records import RawBatch, to_us
 from operators.steps import _upstream_state, _WindowLogic
-from operators.windows import NEVER, UNHEARD_GRACE_US, LeastWatermark, Partials, ReadProgress
+from operators.windows import (
+    NEVER,
+    UNHEARD_GRACE_US,
+    LeastWatermark,
+    Partials,
+    ReadProgress,
+    Watermark,
+)
 from tests.helpers import T0, event
 from tests.helpers import config as flow_config
 
@@ -33,10 +40,14 @@ def test_least_watermark_waits_for_every_member_and_skips_those_at_their_end():
     wm.observe(1, 80 * MIN, now_us=0, at_end=True)
     assert wm.at(0) == 115 * MIN  # all at their end: the greatest
 
+    # After a restart no partition is at its end until it says so again: the backlog
+    # produced meanwhile may be in any of them (partition 2, never read, included).
     copy = LeastWatermark(5 * MIN, False)
     copy.restore(wm.snapshot())
     wm.observe(1, 300 * MIN, now_us=0)  # does not leak into the copy
-    assert copy.at(0) == 115 * MIN and copy.expected == 3
+    assert copy.expected == 3 and copy.at(0) == NEVER
+    copy.observe(2, NEVER, now_us=0, at_end=True)
+    assert copy.at(0) == 75 * MIN
 
 
 def test_least_watermark_ages_with_the_wall_clock_in_always_on_mode():
@@ -99,7 +110,7 @@ def test_a_window_step_closes_only_what_every_id_shard_has_passed():
 
     # a store written when the window step kept one watermark for all its senders
     old = (t0 + 30 * MIN, 0)
-    assert _upstream_state(old, 2) == (2, {0: old, 1: old}, set(), 0)
+    assert _upstream_state(old, 2) == (2, {0: old, 1: old})
     resumed = _WindowLogic(cfg, lambda: 0, (logic.book.snapshot(),
                                              _upstream_state(old, 2), "w0", {}))
     assert resumed.upstream.at(0) == t0 + 30 * MIN
@@ -176,6 +187,7 @@ def test_a_partition_is_at_its_end_until_a_record_follows_and_other_errors_chang
     assert not at_end_after([_Msg(eof), _Msg(None)], True)
     assert at_end_after([_Msg(transport)], True)
     assert not at_end_after([_Msg(transport)], False)
+    assert at_end_after([], True) and not at_end_after([], False)
 
 
 def test_after_a_restart_the_time_the_job_was_down_does_not_close_windows():
@@ -199,3 +211,47 @@ def test_after_a_restart_the_time_the_job_was_down_does_not_close_windows():
     rows, _ = resumed.on_batch([("w0", _partials(0, t0 + 25 * MIN, t0 + 10 * MIN))])
     revisions = sorted((r[2], r[-3]) for closed in rows for r in closed.rows)
     assert revisions == [(t0 + 9 * MIN, 0), (t0 + 10 * MIN, 0)]
+
+
+def test_a_restored_watermark_counts_the_idle_time_before_the_stop_not_the_downtime():
+    wm = Watermark(5 * MIN, follow_wall_clock=True)
+    wm.observe(100 * MIN, now_us=0)
+    assert wm.at(10 * MIN) == 105 * MIN  # idle for 10 minutes, then a snapshot
+    resumed = Watermark(5 * MIN, follow_wall_clock=True)
+    resumed.restore(wm.snapshot())
+    day = 24 * 60 * MIN
+    assert resumed.at(8 * day) == 105 * MIN  # down for 8 days: not idle time
+    assert resumed.at(8 * day + MIN) == 106 * MIN
+    old = Watermark(5 * MIN, follow_wall_clock=True)
+    old.restore((100 * MIN, 0))  # a store from before the snapshot kept the wall clock
+    assert old.at(8 * day) == 95 * MIN
+
+
+def test_after_a_restart_a_partition_at_its_end_before_the_stop_holds_windows_again():
+    # Both partitions were at their end at minute 9; the job was down an hour. Partition
+    # 0's first read covers minutes 10-49; partition 1's backlog is not read yet.
+    cfg = replace(flow_config().admission, follow_wall_clock=True)
+    t0 = to_us(T0)
+    adm = Admission(cfg)
+    _admit(adm, 9, 0, now_us=t0 + 10 * MIN, at_end=True)
+    _admit(adm, 9, 1, now_us=t0 + 10 * MIN, at_end=True)
+    resumed = Admission(cfg, adm.snapshot())
+    batch, read = _read([event(f"b{m}", m) for m in range(10, 50)], 0)
+    out = resumed.admit(batch, read, now_us=t0 + 70 * MIN)
+    assert max(wp.watermark_us for _, wp in out.partials) == t0 + 4 * MIN
+
+
+def test_an_outage_longer_than_max_lateness_does_not_make_the_backlog_too_late():
+    # Always-on; partition 0 was behind partition 1 (minute 9 against 30) when the job
+    # stopped, and it was down 8 days. Partition 0's backlog is older than the greatest
+    # event time seen, so only the wall clock could make it too_late: the downtime must
+    # not count.
+    cfg = replace(flow_config().admission, follow_wall_clock=True)
+    t0 = to_us(T0)
+    adm = Admission(cfg)
+    _admit(adm, 9, 0, now_us=t0 + 31 * MIN)
+    _admit(adm, 30, 1, now_us=t0 + 31 * MIN, at_end=True)
+    resumed = Admission(cfg, adm.snapshot())
+    batch, read = _read([event(f"b{m}", m) for m in range(10, 21)], 0)
+    out = resumed.admit(batch, read, now_us=t0 + 8 * 24 * 60 * MIN)
+    assert out.dead_letters == [] and out.accepted == 11

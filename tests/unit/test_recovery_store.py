@@ -39,6 +39,9 @@ def test_a_store_of_the_previous_state_format_is_upgraded_and_marked(tmp_path: P
     open_recovery_store(tmp_path, 1, fixed=fixed())
     meta = json.loads((tmp_path / STORE_FILE).read_text())
     (tmp_path / STORE_FILE).write_text(json.dumps({**meta, "state_format": 2}))
+    with pytest.raises(ConfigError, match="^id_shards: "):  # a refused start changes nothing
+        open_recovery_store(tmp_path, 1, fixed=fixed(id_shards=8))
+    assert json.loads((tmp_path / STORE_FILE).read_text())["state_format"] == 2
     open_recovery_store(tmp_path, 1, fixed=fixed())
     # so that a burnwatch that reads only format 2 refuses it from now on
     assert json.loads((tmp_path / STORE_FILE).read_text()) == meta
