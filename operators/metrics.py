@@ -23,8 +23,9 @@ WATERMARK = Gauge(
 )
 PARTITION_WATERMARK = Gauge(
     "burnwatch_partition_watermark_seconds",
-    "Greatest event time read from a source partition less allowed_lateness (Unix time);"
-    " windows close on the least of the partitions that have more to read",
+    "Watermark of a source partition (greatest event time read less allowed_lateness,"
+    " plus idle time in always-on mode; Unix time), updated as reads are admitted; windows"
+    " close on the least among partitions with more to read",
     ["partition"],
 )
 KAFKA_OFFSETS_LOST = Counter(

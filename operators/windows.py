@@ -10,9 +10,12 @@ arrives (as Bytewax's ``EventClock`` does), so idle keys' windows close::
 
     watermark = max_event_time + (now - wall_time_when_max_was_seen) - allowed_lateness
 
+(time the job was down does not count: see ``Watermark._resume``).
+
 That watermark judges ``too_late`` and ages dedupe keys. Windows close on a more
 patient one, the least over the source's partitions of each one's watermark
-(:class:`LeastWatermark`; a partition with nothing more to read is left out): a
+(:class:`LeastWatermark`; a partition with nothing more to read is left out), kept
+between ``watermark - max_lateness`` and ``watermark`` (``Admission.admit``): a
 partition read by a slower process, or read later, is not judged late against
 another partition's event time. Where every partition is read at the same pace the
 two are the same.
