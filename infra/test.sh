@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite the way CI does: a virtualenv with the project
 # and its test extras, the real services from infra/services.sh, then pytest.
-# The services are stopped again on exit, whether the tests pass or not.
+# The services are stopped again on exit, whether the tests pass or not, and their data
+# (the topics and objects the tests made) is deleted.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,7 +25,7 @@ if [[ ! -x .venv-focus/bin/focus-validator ]]; then
 fi
 export FOCUS_VALIDATOR="$PWD/.venv-focus/bin/focus-validator"
 
-trap 'infra/services.sh down || true' EXIT
+trap 'infra/services.sh wipe || true' EXIT
 services_env="$(infra/services.sh up)"
 eval "$services_env"
 export KAFKA_BOOTSTRAP AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY BURNWATCH_S3_BUCKET
