@@ -78,7 +78,7 @@ class _AdmitLogic(StatefulBatchLogic):
         self.admission = Admission(config, state)
         self.clock = clock
 
-    def on_batch(self, values: list[tuple[int, EventBatch, int]]):
+    def on_batch(self, values: list[tuple[int, EventBatch, ReadProgress]]):
         out: list = []
         now = self.clock()
         for shard, batch, read in values:

@@ -125,6 +125,7 @@ class Watermark:
         self.max_event_us = NEVER
         self.seen_at_us = NEVER
         self.last_now_us = NEVER  # the wall clock when last asked: near the snapshot's time
+        self.snapshot_now_us = NEVER  # last_now_us of the snapshot restored from
         self.restored = False
 
     def observe(self, max_event_us: int, now_us: int) -> None:
