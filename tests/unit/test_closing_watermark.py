@@ -8,15 +8,13 @@ from confluent_kafka import KafkaError
 
 from operators.admission import Admission, WindowPartials
 from operators.kafka_source import at_end_after
-from operators.parse import parse_batch
 from operators.records import RawBatch, to_us
-from operators.steps import _upstream_state, _WindowLogic
+from operators.steps import _parse, _upstream_state, _WindowLogic
 from operators.windows import (
     NEVER,
     UNHEARD_GRACE_US,
     LeastWatermark,
     Partials,
-    ReadProgress,
     Watermark,
 )
 from tests.helpers import T0, event
@@ -59,9 +57,10 @@ def test_least_watermark_ages_with_the_wall_clock_in_always_on_mode():
 
 
 def _read(lines: list[bytes], partition: int) -> tuple:
+    """A parsed read of a two-partition topic and its ReadProgress, as the flow makes them."""
     raw = RawBatch(lines, "t", partition, range(len(lines)), 2)
-    batch, _ = parse_batch(raw, now_us=10**18, max_clock_skew_us=0)
-    return batch, ReadProgress(partition, 2, int(batch.time_us.max()), False)
+    batch, _rejects, read = _parse(raw, lambda: 10**18, max_clock_skew_us=0)
+    return batch, read
 
 
 def test_admission_tells_every_window_shard_when_its_closing_watermark_passes_a_window():
