@@ -201,8 +201,7 @@ class LeastWatermark:
 
     def observe(self, member: int | None, max_event_us: int, now_us: int,
                 at_end: bool = False) -> None:
-        if self.started_us == NEVER:
-            self.started_us = now_us
+        self._start(now_us)
         wm = self.members.get(member)
         if wm is None:
             wm = self.members[member] = Watermark(self.allowed_lateness_us,
@@ -214,8 +213,7 @@ class LeastWatermark:
             self.ended.discard(member)
 
     def at(self, now_us: int) -> int:
-        if self.started_us == NEVER:
-            self.started_us = now_us
+        self._start(now_us)
         waiting = not (self.follow_wall_clock and now_us - self.started_us >= UNHEARD_GRACE_US)
         if not self.members or (waiting and len(self.members) < self.expected):
             return NEVER
@@ -225,6 +223,10 @@ class LeastWatermark:
         if active:
             return min(active)
         return max(wm.at(now_us) for wm in self.members.values())
+
+    def _start(self, now_us: int) -> None:
+        if self.started_us == NEVER:
+            self.started_us = now_us
 
     def snapshot(self) -> tuple:
         return (self.expected, {m: wm.snapshot() for m, wm in self.members.items()})
