@@ -179,6 +179,7 @@ class Measured:
     cpu_s: float  # user + system CPU of the process and its waited-for descendants
     stdout: str
     stderr: str
+    written: int = 0  # bytes the process tree sent to storage (rusage block output)
 
 
 def vm_hwm(pid: int) -> int:
@@ -237,7 +238,8 @@ def measure(cmd: list[str], *, env: dict | None = None, cwd: Path = REPO,
     # big parent had when it forked the child).
     peak_rss = max([peak[0], *hwm.values()])
     return Measured(proc.returncode, wall, peak_rss, usage.ru_utime + usage.ru_stime,
-                    out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
+                    out_path.read_text(errors="replace"), err_path.read_text(errors="replace"),
+                    usage.ru_oublock * 512)
 
 
 # ------------------------------------------------------------------ the variants
@@ -561,8 +563,15 @@ def main() -> None:
                     help="latency mode: `run --processes N` (CPU and RSS summed over them)")
     ap.add_argument("--dedupe-keys", type=int, default=0,
                     help="dedupe-memory mode: replay this many unique ids and report peak RSS")
+    ap.add_argument("--steady", type=float, default=0,
+                    help="with --dedupe-keys: the always-on job holding them, fed --rate "
+                         "new events/s for this many seconds: bytes written, RSS")
     args = ap.parse_args()
-    if args.dedupe_keys:
+    if args.dedupe_keys and args.steady:
+        from bench.dedupe_memory import run_steady_writes
+
+        run_steady_writes(args)
+    elif args.dedupe_keys:
         dedupe_memory(args)
     elif args.latency:
         latency(args)

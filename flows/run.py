@@ -13,7 +13,7 @@ from flows.local_cluster import wait_for_go, wait_for_predecessors
 from flows.outputs import output_sinks
 from flows.replay import check_output, wall_clock_us
 from flows.settings import ConfigError, Settings
-from flows.store import fixed_settings, open_recovery_store
+from flows.store import DEDUPE_RUNS, fixed_settings, open_recovery_store
 from flows.usage import build_flow, usage_config
 from operators.kafka_dlq import KafkaDeadLetterSink
 from operators.kafka_source import KafkaBatchSource
@@ -54,7 +54,9 @@ def run_job(
     # A backfill (--until-end) follows event time only, so it is deterministic;
     # the always-on job also lets the wall clock close idle windows.
     flow = build_flow(
-        usage_config(settings, follow_wall_clock=not until_end), source, sinks, wall_clock_us
+        usage_config(settings, follow_wall_clock=not until_end,
+                     dedupe_run_dir=recovery_dir / DEDUPE_RUNS),
+        source, sinks, wall_clock_us,
     )
     if launched and addresses:
         wait_for_predecessors(addresses[:process_id or 0])

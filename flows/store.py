@@ -25,13 +25,16 @@ from flows.settings import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 RUN_KEY_FILE = "burnwatch-run-key"
+DEDUPE_RUNS = "dedupe"  # the dedupe runs the snapshots name (operators/run_files.py)
 STORE_FILE = "burnwatch-store.json"
 # Bump when what the operators snapshot changes meaning, so an old store is refused
 # rather than misread. 2: content hashes of the columnar parser. 3: closing watermarks
 # per partition and per id shard (a format-2 store is read, and marked 3 from then on,
 # so that an older burnwatch refuses it instead of failing on the new snapshots).
-STATE_FORMAT = 3
-UPGRADES_FROM = {2}
+# 4: large dedupe runs in files that the snapshots name (a format-2 or -3 store is read
+# and marked 4 in the same way).
+STATE_FORMAT = 4
+UPGRADES_FROM = {2, 3}
 
 
 def fixed_settings(settings: Settings) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -21,6 +22,7 @@ from operators.ledger import NO_EXPIRY, Grant
 from operators.parquet_sink import partition_key
 from operators.pricing import catalog_from_config
 from operators.records import duration_us, to_us
+from operators.run_files import RunFileConfig
 from operators.shard_keys import shard_of
 from operators.steps import UsageConfig, meter_usage, track_spend
 from operators.webhooks import WebhookTarget
@@ -37,8 +39,12 @@ class Sinks:
     focus: Sink | None = None  # FOCUS cost lines of the priced rollups
 
 
-def usage_config(settings: Settings, *, follow_wall_clock: bool) -> UsageConfig:
-    """Plain values for the operators (they never see the settings object)."""
+def usage_config(settings: Settings, *, follow_wall_clock: bool,
+                 dedupe_run_dir: Path | None = None) -> UsageConfig:
+    """Plain values for the operators (they never see the settings object).
+
+    ``dedupe_run_dir``: where a job with a recovery store keeps its large dedupe runs.
+    """
     return UsageConfig(
         admission=AdmissionConfig(
             window_us=duration_us(settings.window),
@@ -55,6 +61,8 @@ def usage_config(settings: Settings, *, follow_wall_clock: bool) -> UsageConfig:
         burn=burn_config(settings),
         tenant_shards=settings.tenant_shards,
         focus_party=FocusParty(provider=settings.provider_name),
+        dedupe_files=(RunFileConfig(dedupe_run_dir, settings.dedupe_file_keys)
+                      if dedupe_run_dir is not None else None),
     )
 
 

@@ -7,13 +7,13 @@ that owns the key, plus dead letters for what it rejected.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from operators.batch import EventBatch
-from operators.dedupe import DedupeIndex, Verdict
+from operators.dedupe import DedupeIndex, Run, Verdict
 from operators.records import DeadLetter, Reason
 from operators.windows import (
     NEVER,
@@ -96,7 +96,9 @@ class AdmissionConfig:
 
 
 class Admission:
-    def __init__(self, config: AdmissionConfig, state: tuple | None = None) -> None:
+    def __init__(self, config: AdmissionConfig, state: tuple | None = None,
+                 load_runs: Callable[[list], list[Run]] | None = None) -> None:
+        """``load_runs``: see :meth:`DedupeIndex.restore`."""
         self.config = config
         # Two watermarks (see operators/windows.py): the greatest event time seen judges
         # too_late and ages dedupe keys; the least over source partitions closes windows.
@@ -107,12 +109,14 @@ class Admission:
             self.index = DedupeIndex(config.dedupe_horizon_us)
         else:
             self.watermark.restore(state[0])
-            self.index = DedupeIndex.restore(state[1])
+            self.index = DedupeIndex.restore(state[1], load_runs)
             if len(state) > 2:  # a store written before the closing watermark starts without
                 self.closing.restore(state[2])
 
-    def snapshot(self) -> tuple:
-        return (self.watermark.snapshot(), self.index.snapshot(), self.closing.snapshot())
+    def snapshot(self, save_runs: Callable[[list[Run]], list] = list) -> tuple:
+        """``save_runs``: see :meth:`DedupeIndex.snapshot`."""
+        return (self.watermark.snapshot(), self.index.snapshot(save_runs),
+                self.closing.snapshot())
 
     def admit(self, batch: EventBatch, read: ReadProgress, now_us: int,
               sender: int = 0) -> AdmitResult:

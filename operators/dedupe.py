@@ -18,6 +18,7 @@ for a duplicate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -32,20 +33,20 @@ class Verdict(IntEnum):
     CONFLICT = 2  # same id, other content: dead letter `duplicate_conflict`
 
 
-class _Run(NamedTuple):
+class Run(NamedTuple):
     ids: np.ndarray  # uint64, sorted, unique across all runs
     contents: np.ndarray  # uint64
     buckets: np.ndarray  # int32 hour index: forgotten once the horizon passes its end
 
 
-def _merge(a: _Run, b: _Run) -> _Run:
+def _merge(a: Run, b: Run) -> Run:
     """One sorted run of two (ids are unique across runs).
 
     Inserting at ``searchsorted`` positions needs no sort and no index array the size of
     the result: the largest merges are the job's memory peak.
     """
     at = np.searchsorted(a.ids, b.ids)
-    return _Run(
+    return Run(
         np.insert(a.ids, at, b.ids),
         np.insert(a.contents, at, b.contents),
         np.insert(a.buckets, at, b.buckets),
@@ -55,9 +56,9 @@ def _merge(a: _Run, b: _Run) -> _Run:
 class DedupeIndex:
     """Seen ids of one shard, forgotten ``horizon_us`` after their hour bucket ends."""
 
-    def __init__(self, horizon_us: int, runs: list[_Run] | None = None) -> None:
+    def __init__(self, horizon_us: int, runs: list[Run] | None = None) -> None:
         self.horizon_us = horizon_us
-        self._runs: list[_Run] = list(runs or [])
+        self._runs: list[Run] = list(runs or [])
         self._expired_through = -(2**62)  # watermark of the last expiry pass
 
     def __len__(self) -> int:
@@ -98,7 +99,7 @@ class DedupeIndex:
         if new.any():
             firsts = first[new]
             self._add(
-                _Run(
+                Run(
                     uniq[new],
                     contents[firsts],
                     (bucket_time_us[firsts] // HOUR_US).astype(np.int32),
@@ -106,7 +107,7 @@ class DedupeIndex:
             )
         return verdicts
 
-    def _add(self, run: _Run) -> None:
+    def _add(self, run: Run) -> None:
         runs = self._runs
         runs.append(run)
         while len(runs) > 1 and len(runs[-2].ids) <= 2 * len(runs[-1].ids):
@@ -132,19 +133,23 @@ class DedupeIndex:
                 continue
             forgotten += int((~keep).sum())
             if keep.any():
-                runs.append(_Run(run.ids[keep], run.contents[keep], run.buckets[keep]))
+                runs.append(Run(run.ids[keep], run.contents[keep], run.buckets[keep]))
         self._runs = []
         for run in sorted(runs, key=lambda r: -len(r.ids)):
             self._add(run)
         return forgotten
 
-    def snapshot(self) -> tuple:
-        # Runs are replaced, never changed in place, so sharing the arrays is safe.
-        return (self.horizon_us, self._expired_through, [tuple(r) for r in self._runs])
+    def snapshot(self, save: Callable[[list[Run]], list] = list) -> tuple:
+        """``save`` turns the runs into what the snapshot holds (operators/run_files.py).
+
+        Runs are replaced, never changed in place, so sharing the arrays is safe.
+        """
+        return (self.horizon_us, self._expired_through, save(self._runs))
 
     @classmethod
-    def restore(cls, state: tuple) -> DedupeIndex:
+    def restore(cls, state: tuple, load: Callable[[list], list[Run]] | None = None) -> DedupeIndex:
+        """``load`` reads back what ``save`` made; without it the runs are inline."""
         horizon_us, expired_through, runs = state
-        index = cls(horizon_us, [_Run(*r) for r in runs])
+        index = cls(horizon_us, load(runs) if load else [Run(*r) for r in runs])
         index._expired_through = expired_through
         return index

@@ -30,6 +30,7 @@ from operators.parquet_sink import partition_key
 from operators.parse import parse_batch
 from operators.pricing import PriceCatalog, Pricer
 from operators.records import HOUR_US, DeadLetter, RawBatch, to_datetime
+from operators.run_files import RunFileConfig, RunFiles, inline_runs
 from operators.shard_keys import shard_key, shard_of
 from operators.windows import NEVER, LeastWatermark, ReadProgress, WindowBook
 
@@ -47,6 +48,7 @@ class UsageConfig:
     burn: BurnConfig | None = None
     tenant_shards: int = 8
     focus_party: FocusParty = FocusParty()
+    dedupe_files: RunFileConfig | None = None  # large dedupe runs as files (with recovery)
 
 
 @dataclass(frozen=True)
@@ -72,16 +74,25 @@ class SpendOut:
 
 
 class _AdmitLogic(StatefulBatchLogic):
-    """State of one id shard. Items: (shard, batch slice, the read's ReadProgress)."""
+    """State of one id shard. Items: (shard, batch slice, the read's ReadProgress).
 
-    def __init__(self, config: AdmissionConfig, clock: Clock, state) -> None:
-        self.admission = Admission(config, state)
+    With ``files``, the large runs of its dedupe index are snapshotted as files
+    (operators/run_files.py) instead of whole at every epoch.
+    """
+
+    def __init__(self, config: AdmissionConfig, clock: Clock, state,
+                 files: RunFileConfig | None = None) -> None:
+        self.files = RunFiles(files) if files is not None else None
+        self.admission = Admission(config, state,
+                                   self.files.load if self.files else inline_runs)
+        self.shard = self.files.shard if self.files else None  # known from a first item
         self.clock = clock
 
     def on_batch(self, values: list[tuple[int, EventBatch, ReadProgress]]):
         out: list = []
         now = self.clock()
         for shard, batch, read in values:
+            self.shard = shard
             result = self.admission.admit(batch, read, now, shard)
             metrics.EVENTS_ACCEPTED.inc(result.accepted)
             metrics.DUPLICATES.inc(result.duplicates)
@@ -96,7 +107,9 @@ class _AdmitLogic(StatefulBatchLogic):
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self):
-        return self.admission.snapshot()
+        if self.files is None or self.shard is None:
+            return self.admission.snapshot()
+        return self.admission.snapshot(lambda runs: self.files.save(self.shard, runs))
 
 
 class _WindowLogic(StatefulBatchLogic):
@@ -198,7 +211,8 @@ def meter_usage(step_id: str, up: Stream[RawBatch], config: UsageConfig, clock: 
     parse_rejects = op.filter_map("parse_rejects", parsed, lambda p: p[1] or None)
     by_id = op.flat_map("shard_by_id", parsed, lambda p: _shard_by_id(p, config.id_shards))
     admitted = op.stateful_batch(
-        "admit", by_id, lambda state: _AdmitLogic(config.admission, clock, state)
+        "admit", by_id,
+        lambda state: _AdmitLogic(config.admission, clock, state, config.dedupe_files),
     )
     split = op.branch("split_admitted", admitted, lambda kv: isinstance(kv[1], list))
     partials = op.map("key_by_window_shard", split.falses, lambda kv: (shard_key(kv[1][0]), kv[1]))

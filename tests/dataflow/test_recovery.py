@@ -16,6 +16,7 @@ from flows.usage import Sinks, build_flow, usage_config
 from operators.generate import GeneratorConfig
 from operators.parquet_sink import ParquetSink
 from operators.records import RawBatch, to_us
+from operators.run_files import RunFileConfig
 from operators.schemas import DEAD_LETTER, ROLLUPS
 from tests.helpers import config
 from tests.oracle import (
@@ -31,13 +32,15 @@ from tests.oracle import (
 END = datetime(2026, 11, 20, tzinfo=UTC)
 
 
-def run_once(items, out: Path, recovery: Path, now_us: int) -> None:
+def run_once(items, out: Path, recovery: Path, now_us: int,
+             files: RunFileConfig | None = None) -> None:
     """One execution; it stops at the next ABORT as a killed job would, and resumes on rerun."""
     sinks = Sinks(
         ParquetSink(str(out), ROLLUPS, run_key="test", partitions=2, rows_per_file=300),
         ParquetSink(str(out), DEAD_LETTER, run_key="test", partitions=2, rows_per_file=5),
     )
-    flow = build_flow(config(), TestingSource(items), sinks, lambda: now_us)
+    flow = build_flow(replace(config(), dedupe_files=files), TestingSource(items), sinks,
+                      lambda: now_us)
     run_main(flow, epoch_interval=timedelta(0), recovery_config=RecoveryConfig(str(recovery)))
 
 
@@ -49,8 +52,12 @@ def with_abort_at(batches: list, position: int | None) -> list:
     return [*batches[:position], TestingSource.ABORT(), *batches[position:]]
 
 
+@pytest.mark.parametrize("run_files", [False, True], ids=["inline", "run-files"])
 @pytest.mark.parametrize("abort_every", [3, 7])
-def test_crashes_lose_nothing_and_count_nothing_twice(tmp_path, abort_every):
+def test_crashes_lose_nothing_and_count_nothing_twice(tmp_path, abort_every, run_files):
+    # With run files, runs of 64 keys or more are snapshotted as files: most of the index.
+    run_dir = tmp_path / "recovery" / "dedupe"
+    files = RunFileConfig(run_dir, inline_below=64) if run_files else None
     path = tmp_path / "events.jsonl"
     manifest = write_stream(
         GeneratorConfig(tenants=8, hours=12, seed=5, dup_rate=0.05, conflict_rate=0.01,
@@ -71,13 +78,15 @@ def test_crashes_lose_nothing_and_count_nothing_twice(tmp_path, abort_every):
     now = datetime.now(UTC)
     expected = oracle_totals([path], now=now)
 
-    run_once(with_abort_at(batches, aborts[0]), out, recovery, to_us(now))
+    run_once(with_abort_at(batches, aborts[0]), out, recovery, to_us(now), files)
     assert mismatches(expected, output_totals(str(out))) != []  # it stopped part way
     for position in [*aborts[1:], None]:
-        run_once(with_abort_at(batches, position), out, recovery, to_us(now))
+        run_once(with_abort_at(batches, position), out, recovery, to_us(now), files)
 
     assert mismatches(expected, output_totals(str(out))) == []
     assert duplicated_rows(str(out)) == 0
+    if run_files:  # the restores above read runs back from files
+        assert list(run_dir.glob("*/run-*.npz"))
     assert dead_letter_counts(str(out)) == dict(manifest.dead_letters)
     assert len(read_lines([path])) == manifest.lines
 

@@ -101,8 +101,9 @@ def test_kill_9_three_times_loses_nothing_and_doubles_nothing(services, long_str
     rng = random.Random(5)
     recovery = tmp_path / "recovery"
     args = run_args(services, topic, s3_out, recovery, "--until-end")
-    # Small files, so kills land between writes and resumes must replace files.
-    env = {"BURNWATCH_ROWS_PER_FILE": "20000"}
+    # Small files, so kills land between writes and resumes must replace files; dedupe
+    # runs of 1,000 ids or more snapshotted as files, so resumes read most ids from them.
+    env = {"BURNWATCH_ROWS_PER_FILE": "20000", "BURNWATCH_DEDUPE_FILE_KEYS": "1000"}
     kills = 0
     for _ in range(3):
         job = Job(*args, env=env, log=tmp_path / "job.log")
@@ -116,10 +117,30 @@ def test_kill_9_three_times_loses_nothing_and_doubles_nothing(services, long_str
     assert final.wait() == 0, final.output()
     assert kills == 3
     assert_matches_oracle(s3_out, oracle, dead_letters)
+    assert list((recovery / "dedupe").glob("*/run-*.npz"))
     # The DLQ topic is at least once: every reason is there, maybe more than once.
     dlq = dlq_reasons(services["KAFKA_BOOTSTRAP"], f"{topic}.dlq")
     assert dlq.keys() == dead_letters.keys()
     assert all(dlq[r] >= n for r, n in dead_letters.items())
+
+
+def test_ids_kept_in_dedupe_run_files_are_remembered_after_a_restart(services, stream, oracle,
+                                                                     topic, s3_out, tmp_path):
+    """The whole stream, counted; then every line of it again, after a restart: nothing more
+    counts, and every rejected line is rejected once more."""
+    path, lines, dead_letters = stream
+    recovery = tmp_path / "recovery"
+    args = run_args(services, topic, s3_out, recovery, "--until-end")
+    # Most ids in files (runs of 1,000 or more), none forgotten over the stream's 120 hours.
+    env = {"BURNWATCH_DEDUPE_FILE_KEYS": "1000", "BURNWATCH_DEDUPE_HORIZON": "7d"}
+    first = Job(*args, env=env, log=tmp_path / "first.log")
+    assert first.wait() == 0, first.output()
+    assert_matches_oracle(s3_out, oracle, dead_letters)
+    assert list((recovery / "dedupe").glob("*/run-*.npz"))
+    produce(services["KAFKA_BOOTSTRAP"], topic, lines)
+    again = Job(*args, env=env, log=tmp_path / "again.log")
+    assert again.wait() == 0, again.output()
+    assert_matches_oracle(s3_out, oracle, {r: 2 * n for r, n in dead_letters.items()})
 
 
 def test_two_workers_give_the_same_totals(services, stream, oracle, topic, s3_out, tmp_path):

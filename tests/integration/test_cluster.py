@@ -41,7 +41,7 @@ from tests.produce import produce
 
 pytestmark = pytest.mark.integration
 # Small files, so kills land between writes and a resume must replace files.
-SMALL_FILES = {"BURNWATCH_ROWS_PER_FILE": "20000"}
+SMALL_FILES = {"BURNWATCH_ROWS_PER_FILE": "20000", "BURNWATCH_DEDUPE_FILE_KEYS": "1000"}
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +164,8 @@ def test_a_killed_cluster_resumes_and_rescales_on_a_shared_store(services, strea
     assert sorted(p.name for p in shared.glob("part-*.sqlite3")) == [
         "part-0.sqlite3", "part-1.sqlite3"]
     assert_exact(out, oracle, stream[2])
+    # every id shard's large dedupe runs were files, read back by their new owners
+    assert {p.parent.name for p in shared.glob("dedupe/*/run-*.npz")} == {"0", "1", "2", "3"}
 
 
 def test_a_killed_cluster_resumes_with_a_store_per_process(services, stream, oracle, topic,
@@ -178,9 +180,12 @@ def test_a_killed_cluster_resumes_with_a_store_per_process(services, stream, ora
                          env=SMALL_FILES)
     wait_all(jobs)
     assert_exact(out, oracle, stream[2])
-    # Each partition of the store exists once, on the volume of the process that made it.
+    # Each partition of the store exists once, on the volume of the process that made it,
+    # and each id shard's dedupe runs on the volume of the process that owns the shard.
     assert [p.name for p in recoveries[0].glob("part-*.sqlite3")] == ["part-0.sqlite3"]
     assert [p.name for p in recoveries[1].glob("part-*.sqlite3")] == ["part-1.sqlite3"]
+    shards = [{p.parent.name for p in r.glob("dedupe/*/run-*.npz")} for r in recoveries]
+    assert shards[0] and shards[1] and not shards[0] & shards[1], shards
 
 
 def test_processes_option_runs_a_local_cluster_that_dies_with_its_parent(

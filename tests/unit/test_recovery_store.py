@@ -35,14 +35,16 @@ def test_a_store_of_an_older_state_format_is_refused(tmp_path: Path):
         open_recovery_store(tmp_path, 1, fixed=fixed())
 
 
-def test_a_store_of_the_previous_state_format_is_upgraded_and_marked(tmp_path: Path):
+@pytest.mark.parametrize("old", [2, 3])
+def test_a_store_of_a_previous_state_format_is_upgraded_and_marked(tmp_path: Path, old):
     open_recovery_store(tmp_path, 1, fixed=fixed())
     meta = json.loads((tmp_path / STORE_FILE).read_text())
-    (tmp_path / STORE_FILE).write_text(json.dumps({**meta, "state_format": 2}))
+    assert meta["state_format"] == 4
+    (tmp_path / STORE_FILE).write_text(json.dumps({**meta, "state_format": old}))
     with pytest.raises(ConfigError, match="^id_shards: "):  # a refused start changes nothing
         open_recovery_store(tmp_path, 1, fixed=fixed(id_shards=8))
-    assert json.loads((tmp_path / STORE_FILE).read_text())["state_format"] == 2
+    assert json.loads((tmp_path / STORE_FILE).read_text())["state_format"] == old
     open_recovery_store(tmp_path, 1, fixed=fixed())
-    # so that a burnwatch that reads only format 2 refuses it from now on
+    # so that a burnwatch that reads only the older format refuses it from now on
     assert json.loads((tmp_path / STORE_FILE).read_text()) == meta
 
