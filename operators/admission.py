@@ -113,7 +113,7 @@ class Admission:
             if len(state) > 2:  # a store written before the closing watermark starts without
                 self.closing.restore(state[2])
 
-    def snapshot(self, save_runs: Callable[[list[Run]], list] = list) -> tuple:
+    def snapshot(self, save_runs: Callable[[list[Run]], list] | None = None) -> tuple:
         """``save_runs``: see :meth:`DedupeIndex.snapshot`."""
         return (self.watermark.snapshot(), self.index.snapshot(save_runs),
                 self.closing.snapshot())

@@ -139,17 +139,27 @@ class DedupeIndex:
             self._add(run)
         return forgotten
 
-    def snapshot(self, save: Callable[[list[Run]], list] = list) -> tuple:
-        """``save`` turns the runs into what the snapshot holds (operators/run_files.py).
+    def snapshot(self, save: Callable[[list[Run]], list] | None = None) -> tuple:
+        """``save`` turns the runs into what the snapshot holds (operators/run_files.py);
+        without it each run is a plain tuple of its arrays.
 
         Runs are replaced, never changed in place, so sharing the arrays is safe.
         """
-        return (self.horizon_us, self._expired_through, save(self._runs))
+        runs = save(self._runs) if save else [tuple(r) for r in self._runs]
+        return (self.horizon_us, self._expired_through, runs)
 
     @classmethod
     def restore(cls, state: tuple, load: Callable[[list], list[Run]] | None = None) -> DedupeIndex:
-        """``load`` reads back what ``save`` made; without it the runs are inline."""
+        """``load`` reads back what ``save`` made; without it the runs must be inline."""
         horizon_us, expired_through, runs = state
-        index = cls(horizon_us, load(runs) if load else [Run(*r) for r in runs])
+        index = cls(horizon_us, (load or inline_runs)(runs))
         index._expired_through = expired_through
         return index
+
+
+def inline_runs(items: list) -> list[Run]:
+    """The runs of a snapshot that holds them whole."""
+    if not all(isinstance(item[0], np.ndarray) for item in items):
+        raise ValueError("the snapshot names dedupe run files, but this job was started "
+                         "without a directory for them (operators/run_files.py)")
+    return [Run(*item) for item in items]

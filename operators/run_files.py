@@ -8,11 +8,15 @@ that holds it, and every later snapshot only names it; smaller runs stay inline.
 What a snapshot writes is then the runs made since the previous one, not the index.
 
 A file must outlive every snapshot that names it and that Bytewax may still resume
-from. Bytewax's sources do not read an epoch until the recovery data of the one
-before it is written, so once this shard has taken ``keep`` more snapshots, a
-resume loads one of them or a later one: a file no snapshot among the last
-``keep`` names is deleted. Files found at start are kept as long (a crashed
-execution may have left snapshots after the resume point that name them).
+from. Bytewax 0.21's sources do not read epoch ``e`` until the recovery data of
+every epoch before it is written (src/inputs.rs, the probe on the recovery clock),
+and this step takes a snapshot only in an epoch that brought it items. So when it
+takes one at ``e``, a resume starts at ``e`` or later and loads the one before it
+or a later one. The exception is the end of input: the last snapshot can come one
+epoch after the last read, where a resume may still need the third newest. So a
+file is deleted once none of the last ``keep`` (3) snapshots names it; files found
+at start are kept as long (a crashed execution may have left a snapshot after the
+resume point that names them, and Bytewax may load it later).
 
 Layout: ``DIR/<id shard>/run-<random>.npz``, one directory per id shard, written
 only by the one logic that owns the shard.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import weakref
 import zipfile
 from collections import deque
 from dataclasses import dataclass
@@ -30,10 +35,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from operators.dedupe import Run
+from operators.dedupe import Run, inline_runs
 
 KEEP_SNAPSHOTS = 3
 _FIELDS = Run._fields
+_FILE = "file"  # tags a run file in a snapshot: ("file", shard, name, keys)
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class RunFileConfig:
 
 
 class RunRef(NamedTuple):
-    """A run in a file, as a snapshot names it."""
+    """A run in a file, as a snapshot names it (as a plain tagged tuple)."""
 
     shard: int
     name: str
@@ -61,41 +67,46 @@ class RunFiles:
         self.directory = config.directory
         self.inline_below = config.inline_below
         self.shard: int | None = None
-        # id(run.ids) -> (ref, run.ids): holding the array keeps its id from being reused
-        self._written: dict[int, tuple[RunRef, np.ndarray]] = {}
+        # id(run.ids) -> (ref, weak ref to run.ids): the weak ref tells a reused id apart
+        # without keeping a run that was merged away in memory.
+        self._written: dict[int, tuple[RunRef, weakref.ref]] = {}
         self._recent: deque[set[str]] = deque(maxlen=keep)
+        self._mine: set[str] = set()  # names written, read or found here: the ones to collect
 
-    def save(self, shard: int, runs: list[Run]) -> list[Run | RunRef]:
-        """What a snapshot holds for ``runs``: a ref for each large run, written if new."""
+    def save(self, shard: int, runs: list[Run]) -> list[tuple]:
+        """What a snapshot holds for ``runs``: a file's name for each large run, written if
+        new, and the small runs themselves."""
         self._bind(shard)
-        out: list[Run | RunRef] = []
+        out: list[tuple] = []
         written = {}
         for run in runs:
             known = self._written.get(id(run.ids))
-            if known is not None and known[1] is run.ids:
+            if known is not None and known[1]() is run.ids:
                 ref = known[0]
             elif len(run.ids) >= self.inline_below:
                 ref = self._write(run)
             else:
-                out.append(run)
+                out.append(tuple(run))
                 continue
-            written[id(run.ids)] = (ref, run.ids)
-            out.append(ref)
+            written[id(run.ids)] = (ref, weakref.ref(run.ids))
+            out.append((_FILE, *ref))
         self._written = written  # runs merged away are let go; their files wait below
         self._recent.append({ref.name for ref, _ in written.values()})
         self._collect()
         return out
 
     def load(self, items: list) -> list[Run]:
-        """The runs a snapshot names (refs read from their files, inline runs as they are)."""
+        """The runs a snapshot names (read from their files) or holds."""
         runs = []
         for item in items:
-            if not isinstance(item, RunRef):
-                runs.append(Run(*item))
+            if not (isinstance(item[0], str) and item[0] == _FILE):
+                runs.extend(inline_runs([item]))
                 continue
-            self._bind(item.shard)
-            run = self._read(item)
-            self._written[id(run.ids)] = (item, run.ids)
+            ref = RunRef(*item[1:])
+            self._bind(ref.shard)
+            run = self._read(ref)
+            self._written[id(run.ids)] = (ref, weakref.ref(run.ids))
+            self._mine.add(ref.name)
             runs.append(run)
         return runs
 
@@ -103,8 +114,14 @@ class RunFiles:
         if self.shard is None:
             self.shard = shard
             self._dir.mkdir(parents=True, exist_ok=True)
+            for d in (self._dir.parent.parent, self._dir.parent):  # the new entries, durable
+                _fsync_dir(d)
+            for tmp in self._dir.glob("run-*.tmp"):  # a write cut short
+                tmp.unlink(missing_ok=True)
             # Files found at start are kept like those of a recent snapshot.
-            self._recent.append({p.name for p in self._dir.glob("run-*.npz")})
+            found = {p.name for p in self._dir.glob("run-*.npz")}
+            self._mine |= found
+            self._recent.append(found)
         elif shard != self.shard:
             raise ValueError(f"run files of id shard {self.shard} asked for shard {shard}")
 
@@ -116,12 +133,17 @@ class RunFiles:
         ref = RunRef(self.shard, f"run-{secrets.token_hex(8)}.npz", len(run.ids))
         path = self._dir / ref.name
         tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            np.savez(fh, **run._asdict())
-            fh.flush()
-            os.fsync(fh.fileno())  # on disk before the snapshot that names it is committed
-        os.replace(tmp, path)
+        try:
+            with tmp.open("wb") as fh:
+                np.savez(fh, **run._asdict())
+                fh.flush()
+                os.fsync(fh.fileno())  # on disk before the snapshot that names it is committed
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk is not made fuller by every retry
+            raise
         _fsync_dir(self._dir)
+        self._mine.add(ref.name)
         return ref
 
     def _read(self, ref: RunRef) -> Run:
@@ -132,8 +154,11 @@ class RunFiles:
         except FileNotFoundError:
             raise MissingRun(
                 f"recovery_dir: the dedupe run {path} named by the snapshot is missing, so "
-                "the ids this shard has seen cannot be restored (a recovery directory must "
-                "be copied or restored whole, including its dedupe/ folder)") from None
+                "the ids this shard has seen cannot be restored. A recovery directory must be "
+                "copied or restored whole, including its dedupe/ folder; with one directory "
+                "per process, a change of the worker or process count moves id shards "
+                "between processes, and their dedupe/<shard> folders must move with them "
+                "(docs/operations.md, 'Rescale')") from None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as ex:  # damaged: CRC, cut
             raise MissingRun(f"recovery_dir: the dedupe run {path} cannot be read: {ex}") from ex
         if not all(len(a) == ref.keys for a in run):
@@ -143,17 +168,9 @@ class RunFiles:
 
     def _collect(self) -> None:
         keep = set().union(*self._recent)
-        for path in self._dir.glob("run-*"):
-            if path.name not in keep:
-                path.unlink(missing_ok=True)
-
-
-def inline_runs(items: list) -> list[Run]:
-    """The runs of a snapshot taken without run files (``load`` when there is no directory)."""
-    if any(isinstance(item, RunRef) for item in items):
-        raise MissingRun("recovery_dir: the snapshot names dedupe run files, but this job "
-                         "was started without a directory for them")
-    return [Run(*item) for item in items]
+        for name in self._mine - keep:
+            (self._dir / name).unlink(missing_ok=True)
+        self._mine &= keep
 
 
 def _fsync_dir(path: Path) -> None:

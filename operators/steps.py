@@ -30,7 +30,7 @@ from operators.parquet_sink import partition_key
 from operators.parse import parse_batch
 from operators.pricing import PriceCatalog, Pricer
 from operators.records import HOUR_US, DeadLetter, RawBatch, to_datetime
-from operators.run_files import RunFileConfig, RunFiles, inline_runs
+from operators.run_files import RunFileConfig, RunFiles
 from operators.shard_keys import shard_key, shard_of
 from operators.windows import NEVER, LeastWatermark, ReadProgress, WindowBook
 
@@ -84,7 +84,7 @@ class _AdmitLogic(StatefulBatchLogic):
                  files: RunFileConfig | None = None) -> None:
         self.files = RunFiles(files) if files is not None else None
         self.admission = Admission(config, state,
-                                   self.files.load if self.files else inline_runs)
+                                   self.files.load if self.files else None)
         self.shard = self.files.shard if self.files else None  # known from a first item
         self.clock = clock
 

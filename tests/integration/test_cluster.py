@@ -164,7 +164,8 @@ def test_a_killed_cluster_resumes_and_rescales_on_a_shared_store(services, strea
     assert sorted(p.name for p in shared.glob("part-*.sqlite3")) == [
         "part-0.sqlite3", "part-1.sqlite3"]
     assert_exact(out, oracle, stream[2])
-    # every id shard's large dedupe runs were files, read back by their new owners
+    # every id shard kept its large dedupe runs as files, in the shared directory where
+    # the worker that owns the shard after the rescale finds them
     assert {p.parent.name for p in shared.glob("dedupe/*/run-*.npz")} == {"0", "1", "2", "3"}
 
 
