@@ -241,13 +241,16 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         if now - self.lag_checked_at < 5:
             return
         self.lag_checked_at = now
+        # The end offset of the last fetch response, not a query to the broker: a query
+        # waits behind the consumer's fetch, which the broker holds up to fetch.wait.max.ms
+        # (500 ms) when the partition has nothing new; the worker would wait with it.
         try:
             _low, high = self.consumer.get_watermark_offsets(
-                TopicPartition(self.topic, self.partition), timeout=1, cached=False
+                TopicPartition(self.topic, self.partition), cached=True
             )
-        except Exception:  # noqa: BLE001 - lag is best effort; the broker may be restarting
+        except Exception:  # noqa: BLE001 - lag is best effort
             return
-        if self.offset >= 0:
+        if self.offset >= 0 and high >= 0:  # before the first fetch response: not known
             metrics.CONSUMER_LAG.labels(self.topic, str(self.partition)).set(high - self.offset)
 
     def snapshot(self) -> int:

@@ -198,6 +198,12 @@ def test_always_on_closes_idle_windows_by_the_wall_clock_and_serves_metrics(
                      b"burnwatch_dead_letters_total", b"burnwatch_files_written_total",
                      b'burnwatch_partition_watermark_seconds{partition="2"}'):
             assert name in metrics
+        # Every partition read to its end: a lag of 0 each (checked every 5 s per partition)
+        def lags() -> dict[str, float]:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+            return {line.split(b'partition="')[1].split(b'"')[0].decode(): float(line.split()[-1])
+                    for line in text.splitlines() if line.startswith(b"burnwatch_consumer_lag{")}
+        assert wait_until(lambda: lags() == {"0": 0.0, "1": 0.0, "2": 0.0}, timeout=20), lags()
     finally:
         job.stop()
     assert duplicated_rows(s3_out) == 0
