@@ -92,7 +92,7 @@ def start_local_cluster(settings: Settings, argv: list[str], *, processes: int, 
                                   fixed=fixed_settings(settings))
 
     def check_output() -> None:
-        from flows.replay import check_output  # the dataflow's imports: while children start
+        from flows.output_check import check_output
 
         check_output(settings.out, settings.storage_options)
 
@@ -155,9 +155,17 @@ def run_processes(argv: list[str], processes: int, *, run_key: str, metrics_port
             log.error("process pid=%d exited with %d; stopping the others",
                       failed[0].pid, worst)
             forward(signal.SIGTERM, None)
-        time.sleep(0.2)
+        _wait_for_an_exit()
     codes = [c.returncode for c in children]
     return worst or next((rc for rc in codes if rc), 0)
+
+
+def _wait_for_an_exit() -> None:
+    """Until a child has exited (it is left for ``Popen.poll`` to reap, with its code)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:  # none left
+        pass
 
 
 def wait_for_go() -> bool:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import fsspec
 import xxhash
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
+from flows.output_check import check_output
 from flows.outputs import output_sinks
 from flows.settings import ConfigError, Settings
 from flows.usage import build_flow, usage_config
@@ -75,19 +73,6 @@ def run_key_for(paths: list[Path]) -> str:
     """Names this input in file names, so replaying it again replaces its output."""
     joined = "\n".join(str(p.resolve()) for p in paths)
     return xxhash.xxh3_64_hexdigest(joined.encode())[:12]
-
-
-def check_output(url: str, storage_options: dict) -> None:
-    """Fail before the job starts if --out cannot be written."""
-    try:
-        fs, root = fsspec.core.url_to_fs(url, **storage_options)
-        fs.makedirs(root, exist_ok=True)
-        # Its own name: the processes of a cluster check the same --out at once.
-        probe = f"{root.rstrip('/')}/.burnwatch-probe-{os.getpid()}-{secrets.token_hex(4)}"
-        fs.pipe(probe, b"ok")
-        fs.rm(probe)
-    except Exception as ex:  # noqa: BLE001 - any failure here is a configuration problem
-        raise ConfigError(f"out: cannot write to {url!r}: {ex}") from ex
 
 
 def replay(settings: Settings, files: list[Path], *, workers: int = 1) -> Summary:

@@ -10,8 +10,9 @@ from bytewax.run import cli_main
 from prometheus_client import start_http_server
 
 from flows.local_cluster import wait_for_go, wait_for_predecessors
+from flows.output_check import check_output
 from flows.outputs import output_sinks
-from flows.replay import check_output, wall_clock_us
+from flows.replay import wall_clock_us
 from flows.settings import ConfigError, Settings
 from flows.store import DEDUPE_RUNS, fixed_settings, open_recovery_store
 from flows.usage import build_flow, usage_config
@@ -33,7 +34,8 @@ def run_job(
     addresses: list[str] | None = None,
 ) -> None:
     launched = wait_for_go()  # a process of `run --processes N`: its parent made the store
-    check_output(settings.out, settings.storage_options)
+    if not launched:  # and checked the output
+        check_output(settings.out, settings.storage_options)
     processes = len(addresses) if addresses else 1
     if processes > 1 and settings.run_key is None:
         raise ConfigError(f"run_key: a cluster of {processes} processes needs one run key "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.replay import check_output
+from flows.output_check import check_output
 from flows.settings import ConfigError
 
 
