@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -155,17 +156,27 @@ def run_processes(argv: list[str], processes: int, *, run_key: str, metrics_port
             log.error("process pid=%d exited with %d; stopping the others",
                       failed[0].pid, worst)
             forward(signal.SIGTERM, None)
-        _wait_for_an_exit()
+        _wait_for_an_exit(children)
     codes = [c.returncode for c in children]
     return worst or next((rc for rc in codes if rc), 0)
 
 
-def _wait_for_an_exit() -> None:
-    """Until a child has exited (it is left for ``Popen.poll`` to reap, with its code)."""
+def _wait_for_an_exit(children: list[subprocess.Popen], most_s: float = 1.0) -> None:
+    """Until one of ``children`` exits (left for ``Popen.poll`` to reap, with its code), or
+    ``most_s`` passes. Only these children: as PID 1 of a container, this process may also
+    have adopted orphans, whose exits must neither wake it nor be waited for."""
+    fds = []
     try:
-        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
-    except ChildProcessError:  # none left
-        pass
+        for c in children:
+            if c.returncode is None:
+                fds.append(os.pidfd_open(c.pid))
+        if fds:
+            select.select(fds, [], [], most_s)
+    except OSError:  # a child reaped meanwhile, or no pidfd (Linux < 5.3): look again soon
+        time.sleep(0.05)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def wait_for_go() -> bool:

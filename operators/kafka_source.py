@@ -163,8 +163,8 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
             self._errors(msgs)
         # drained: a backfill's partition has nothing more to come, whatever followed
         self.at_end = at_end_after(msgs, self.at_end) or self.drained
-        self._report_lag()
         if not good:
+            self._report_lag()
             if self.at_end and not was_at_end:  # only that it has reached the end
                 return [RawBatch([], self.topic, self.partition, [], self.partitions, True)]
             return []
@@ -175,6 +175,7 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         offsets = (range(first, last + 1) if last - first + 1 == len(good)
                    else [m.offset() for m in good])
         self.offset = last + 1
+        self._report_lag()
         metrics.EVENTS_READ.labels(self.label).inc(len(lines))
         return [RawBatch(lines, self.topic, self.partition, offsets, self.partitions,
                          self.at_end)]

@@ -1,6 +1,7 @@
 """Large dedupe runs are snapshotted as files: written once, named after, deleted late."""
 
 import pickle
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -76,16 +77,30 @@ def test_a_restored_run_is_not_written_again(tmp_path: Path):
     assert names(snapshot(restored, files)) == names(state) == on_disk(tmp_path)
 
 
+def test_a_run_merged_away_is_not_kept_in_memory(tmp_path: Path):
+    files = files_at(tmp_path)
+    index = index_of(4000)
+    snapshot(index, files)
+    gone = weakref.ref(index._runs[0].ids)
+    index._runs = []  # merged away, say: nothing else holds the run now
+    assert gone() is None
+
+
 def test_a_new_run_is_written_even_where_a_freed_one_lived(tmp_path: Path):
-    """A run's identity is its array, not its address: a new array at a freed one's address
-    is a new run (and a run that was merged away is not kept alive to prevent that)."""
+    """A run's identity is its array, not its address: a new array at the address of a
+    freed one (which CPython reuses) is a new run."""
     files = files_at(tmp_path)
     index = index_of(4000)
     first = snapshot(index, files)
-    freed = id(index._runs[0].ids)
-    index._runs = []  # merged away, say: nothing holds the run now
+    ((old_ref, _),) = files._written.values()
     ids = np.arange(4000, 8000, dtype=np.uint64)
-    assert id(ids) == freed  # CPython reuses the address at once
+
+    class Freed:
+        pass
+
+    dead = weakref.ref(Freed())  # what RunFiles holds for a freed array
+    assert dead() is None
+    files._written = {id(ids): (old_ref, dead)}  # as if ids had taken the freed address
     index._runs = [Run(ids, np.zeros(4000, np.uint64), np.zeros(4000, np.int32))]
     state = snapshot(index, files)
     assert names(state) and not names(state) & names(first)
