@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     lines_per_batch: int = Field(10_000, ge=1, description="Lines per read when replaying files")
     dedupe_file_keys: int = Field(
         65_536, ge=1, description="A dedupe run of at least this many ids is snapshotted as "
-        "a file in the recovery dir, written once, instead of inline at every epoch",
+        "a file in the recovery dir, written when made, not inline at every epoch",
     )
     epoch_interval: timedelta = Field(
         timedelta(seconds=10), description="Bytewax snapshot interval"
