@@ -59,6 +59,9 @@ class EventBatch:
     key_code: np.ndarray  # int64 index into keys
     quantity: np.ndarray  # float64
     time_us: np.ndarray  # int64, event time
+    # int64, the greatest event time of the read up to and including each event: the
+    # watermark an event meets is the one of its arrival, not of the whole read
+    seen_max_us: np.ndarray
     id_hash: np.ndarray  # uint64, dedupe key
     content_hash: np.ndarray  # uint64, tells an exact repeat from a conflict
     row: np.ndarray  # int64, each event's position in ``lines`` and ``positions``
@@ -88,6 +91,7 @@ class EventBatch:
             key_code=self.key_code[idx],
             quantity=self.quantity[idx],
             time_us=self.time_us[idx],
+            seen_max_us=self.seen_max_us[idx],
             id_hash=self.id_hash[idx],
             content_hash=self.content_hash[idx],
             row=self.row[idx],

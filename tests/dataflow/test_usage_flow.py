@@ -6,6 +6,7 @@ import pytest
 
 from operators.records import RawBatch
 from tests.helpers import T0, event, reads, run, window
+from tests.oracle import oracle_totals
 
 
 def test_windows_are_emitted_once_the_watermark_passes_them():
@@ -46,6 +47,21 @@ def test_too_late_and_future_events_go_to_dead_letter_with_their_position():
     assert sorted((d.reason, d.offset) for d in dls) == [("future_timestamp", 4),
                                                          ("too_late", 2)]
     assert sum(r[5] for r in rows) == 2
+
+
+@pytest.mark.parametrize("old_first", [True, False])
+def test_an_event_meets_the_watermark_of_its_arrival_not_of_its_whole_read(tmp_path, old_first):
+    # One read: old@0 and new@8 days. Read line by line, old arrives before anything newer
+    # (counted) or after new has moved the watermark 8 days on (too_late). The oracle says
+    # which; a later event of the same read must not decide it.
+    old, new = event("old", 0), event("new", 60 * 24 * 8)
+    lines = [old, new] if old_first else [new, old]
+    now = T0 + timedelta(days=8, minutes=1)
+    rows, dls = run(reads(lines), now=now)
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert sum(r[5] for r in rows) == sum(n for _, n in oracle_totals([path], now=now).values())
+    assert [d.reason for d in dls] == ([] if old_first else ["too_late"])
 
 
 def test_duplicates_count_once_and_conflicts_are_dead_letters():
