@@ -329,7 +329,7 @@ def parse_batch(
         key_code=code,
         quantity=quantity,
         time_us=time_us,
-        seen_max_us=np.maximum.accumulate(time_us) if len(time_us) else time_us,
+        seen_max_us=np.maximum.accumulate(time_us),
         id_hash=np.asarray(ids, dtype=np.uint64)[sel],
         content_hash=content_hashes(key_hash, code, quantity, time_us,
                                     np.asarray(dims, dtype=np.uint64)[sel]),

@@ -254,3 +254,29 @@ def test_an_outage_longer_than_max_lateness_does_not_make_the_backlog_too_late()
     batch, read = _read([event(f"b{m}", m) for m in range(10, 21)], 0)
     out = resumed.admit(batch, read, now_us=t0 + 8 * 24 * 60 * MIN)
     assert out.dead_letters == [] and out.accepted == 11
+
+
+def test_how_events_are_grouped_into_reads_does_not_change_which_are_too_late():
+    # Always-on: a, then an hour with nothing (the watermark ages with the wall clock),
+    # then old (7 days less 30 minutes before a) and new (10 minutes after a) arrive.
+    # Each is judged by the watermark it met, as if observed one at a time: old first
+    # meets the aged watermark (too_late), after new it meets new's (counted); whether
+    # the two came in one read or two does not matter.
+    cfg = replace(flow_config().admission, follow_wall_clock=True)
+    day = 24 * 60
+    a, old, new = event("a", 8 * day), event("old", day + 30), event("new", 8 * day + 10)
+
+    def too_late(*reads: list[bytes]) -> list[str]:
+        adm = Admission(cfg)
+        batch, read = _read([a], 0)
+        t = int(batch.time_us[0])
+        adm.admit(batch, read, now_us=t)
+        out = []
+        for lines in reads:
+            batch, read = _read(lines, 0)
+            result = adm.admit(batch, read, now_us=t + 60 * MIN)
+            out += [dl.raw for dl in result.dead_letters if dl.reason == "too_late"]
+        return out
+
+    assert too_late([old, new]) == too_late([old], [new]) == [old]
+    assert too_late([new, old]) == too_late([new], [old]) == []
