@@ -107,6 +107,7 @@ def run_steady_writes(args) -> None:
     import urllib.request
 
     import psutil
+    from prometheus_client.parser import text_string_to_metric_families
 
     from bench.latency import SteadyProducer
 
@@ -132,8 +133,8 @@ def run_steady_writes(args) -> None:
                                                   timeout=2).read().decode()
                 except OSError:
                     return 0.0
-                return sum(float(line.split()[-1]) for line in text.splitlines()
-                           if line.startswith("burnwatch_events_read_total"))
+                return sum(s.value for family in text_string_to_metric_families(text)
+                           for s in family.samples if s.name == "burnwatch_events_read_total")
 
             started = time.perf_counter()
             while read() < n:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import (
     Job,
@@ -201,8 +202,9 @@ def test_always_on_closes_idle_windows_by_the_wall_clock_and_serves_metrics(
         # Every partition read to its end: a lag of 0 each (checked every 5 s per partition)
         def lags() -> dict[str, float]:
             text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
-            return {line.split(b'partition="')[1].split(b'"')[0].decode(): float(line.split()[-1])
-                    for line in text.splitlines() if line.startswith(b"burnwatch_consumer_lag{")}
+            return {s.labels["partition"]: s.value
+                    for family in text_string_to_metric_families(text.decode())
+                    for s in family.samples if s.name == "burnwatch_consumer_lag"}
         assert wait_until(lambda: lags() == {"0": 0.0, "1": 0.0, "2": 0.0}, timeout=20), lags()
     finally:
         job.stop()
