@@ -147,7 +147,7 @@ class RunFiles:
         return ref
 
     def _read(self, ref: RunRef) -> Run:
-        path = self.directory / str(ref.shard) / ref.name
+        path = self._dir / ref.name  # load() has bound this shard
         try:
             with np.load(path) as npz:
                 run = Run(*(npz[f] for f in _FIELDS))
