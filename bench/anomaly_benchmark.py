@@ -46,9 +46,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from operators.alert_policy import OPEN, RESOLVE, AlertPolicy, ScoreAlerter
-from operators.anomaly import DEFAULT_MODEL, AnomalyScorer, ModelConfig, refit_offset
-from operators.anomaly_models import MODELS
+from operators.alerting.anomaly import DEFAULT_MODEL, AnomalyScorer, ModelConfig, refit_offset
+from operators.alerting.anomaly_models import MODELS
+from operators.alerting.policy import OPEN, RESOLVE, AlertPolicy, ScoreAlerter
 from operators.records import HOUR_US
 
 T0_US = 1_767_571_200_000_000  # 2026-01-05T00:00Z, a Monday

@@ -12,7 +12,7 @@ plus the fixed cost of the process.
 With ``--brokers`` (or $KAFKA_BOOTSTRAP) it also produces the file into a topic (once,
 cached) and measures ``burnwatch run --until-end`` on it: the always-on job also
 snapshots its state into the recovery store every epoch: the runs of the dedupe index
-made since the last snapshot (large ones as files, operators/run_files.py) and the rest.
+made since the last snapshot (large ones as files, operators/usage/run_files.py) and the rest.
 """
 
 from __future__ import annotations

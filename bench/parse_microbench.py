@@ -6,9 +6,9 @@ Times, per event, on the same lines in batches of ``--batch``:
 
 * ``orjson.loads only``: decoding each record into a dict and nothing else;
 * ``msgspec decode only``: decoding each record into the typed shape ``parse_batch``
-  tries first (``operators.parse._Shape``), nothing else (the floor for a parser that
+  tries first (``operators.usage.parse._Shape``), nothing else (the floor for a parser that
   stays in Python);
-* ``parse_batch``: ``operators.parse.parse_batch`` (decode and check into columns,
+* ``parse_batch``: ``operators.usage.parse.parse_batch`` (decode and check into columns,
   times by Arrow, hashes, the columnar ``EventBatch``), with the GC thresholds
   ``burnwatch`` sets at start-up;
 * ``parse_batch, gc off``: the same with the cyclic GC disabled.
@@ -26,8 +26,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flows.cli import GC_THRESHOLDS  # noqa: E402
-from operators.parse import _decode_shape, parse_batch  # noqa: E402
 from operators.records import RawBatch  # noqa: E402
+from operators.usage.parse import _decode_shape, parse_batch  # noqa: E402
 
 
 def main() -> None:

@@ -71,7 +71,7 @@ def classify(fr: list[tuple[str, str]]) -> str:
     # cli_main/run_main are Rust: a sample inside them shows the Python caller as the leaf.
     if leaf in ("cli_main", "run_main", "run_job", "replay"):
         return "bytewax runtime (Rust)"
-    # The innermost burnwatch frame decides, except that the step wrappers in steps.py
+    # The innermost burnwatch frame decides, except that the step wrappers in */steps.py
     # (map lambdas) are looked through to the logic they call.
     for func, path in reversed(fr):
         for needle, step in STEPS:
@@ -85,7 +85,7 @@ def classify(fr: list[tuple[str, str]]) -> str:
         func, path = ours[-1]
         if func == "<module>" or any(f == "<module>" for f, _ in fr[-6:]):
             return "start-up / imports / other"
-        if path == "operators/steps.py":
+        if path.startswith("operators/") and path.endswith("/steps.py"):
             # Self time in the one-line wrappers: mostly freeing the per-batch objects the
             # step they called returned or dropped.
             return "steps.py wrappers (freeing per-batch objects)"

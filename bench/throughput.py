@@ -56,7 +56,7 @@ BENCH = REPO / "bench"
 sys.path.insert(0, str(REPO))
 
 from flows.cli import write_stream  # noqa: E402
-from operators.generate import GeneratorConfig  # noqa: E402
+from flows.synthetic import GeneratorConfig  # noqa: E402
 from tests.oracle import mismatches, oracle_totals, output_totals  # noqa: E402
 from tests.produce import produce  # noqa: E402
 

@@ -31,7 +31,7 @@ def main() -> None:
         "group.id": "bench-bare-unused",
         "enable.auto.commit": False,
         "enable.partition.eof": True,
-        "fetch.queue.backoff.ms": 10,  # as burnwatch's source (operators/kafka_source.py)
+        "fetch.queue.backoff.ms": 10,  # as operators/connectors/kafka_source.py
     })
     meta = consumer.list_topics(args.topic, timeout=30).topics[args.topic]
     parts = sorted(meta.partitions)

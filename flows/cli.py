@@ -109,7 +109,7 @@ def generate(
     ] = None,
 ) -> None:
     """Write a realistic usage stream in arrival order, and a manifest of what was injected."""
-    from operators.generate import GeneratorConfig
+    from flows.synthetic import GeneratorConfig
 
     cfg = GeneratorConfig(
         tenants=tenants, hours=hours, seed=seed, events_per_tenant_hour=rate, dup_rate=dup_rate,
@@ -125,8 +125,8 @@ def manifest_path(path: Path) -> Path:
 
 
 def write_stream(cfg, path: Path):
-    from operators.generate import Manifest
-    from operators.generate import generate as gen
+    from flows.synthetic import Manifest
+    from flows.synthetic import generate as gen
 
     manifest = Manifest()
     path.parent.mkdir(parents=True, exist_ok=True)

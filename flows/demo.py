@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 
 from flows.replay import Summary, replay
 from flows.settings import BudgetSettings, Settings, TenantSettings, load_settings
-from operators.generate import GeneratorConfig, Manifest
+from flows.synthetic import GeneratorConfig, Manifest
 
 DEMO_PRICING = [
     {"meter": "api_calls", "currency": "USD", "prices": [{"unit_price": "0.0010"}]},

@@ -6,10 +6,10 @@ from bytewax.outputs import Sink
 
 from flows.settings import Settings
 from flows.usage import Sinks, webhook_targets
-from operators.alert_sink import AlertSink
-from operators.focus import FOCUS
-from operators.parquet_sink import ParquetSink
+from operators.connectors.alert_sink import AlertSink
+from operators.connectors.parquet_sink import ParquetSink
 from operators.schemas import ALERTS, BURN, DEAD_LETTER, LEDGER, ROLLUPS, Dataset
+from operators.spend.focus import FOCUS
 
 
 def output_sinks(

@@ -16,7 +16,7 @@ from flows.outputs import output_sinks
 from flows.settings import ConfigError, Settings
 from flows.usage import build_flow, usage_config
 from operators import metrics
-from operators.file_source import JsonlSource
+from operators.connectors.file_source import JsonlSource
 from operators.records import to_us
 
 

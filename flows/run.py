@@ -16,8 +16,8 @@ from flows.replay import wall_clock_us
 from flows.settings import ConfigError, Settings
 from flows.store import DEDUPE_RUNS, fixed_settings, open_recovery_store
 from flows.usage import build_flow, usage_config
-from operators.kafka_dlq import KafkaDeadLetterSink
-from operators.kafka_source import KafkaBatchSource
+from operators.connectors.kafka_dlq import KafkaDeadLetterSink
+from operators.connectors.kafka_source import KafkaBatchSource
 
 log = logging.getLogger(__name__)
 

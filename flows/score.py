@@ -25,8 +25,8 @@ from typing import TextIO
 
 import numpy as np
 
-from operators.anomaly import DEFAULT_MODEL, AnomalyScorer, ModelConfig, Score
-from operators.anomaly_models import MODELS
+from operators.alerting.anomaly import DEFAULT_MODEL, AnomalyScorer, ModelConfig, Score
+from operators.alerting.anomaly_models import MODELS
 from operators.records import HOUR_US, US_PER_SECOND, to_datetime, to_us
 
 TIME_COLUMNS = ("timestamp", "time", "date", "datetime", "ds")

@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         timedelta(hours=48), description="How long (in watermark time) an id is remembered"
     )
     # Fixed per store. Shards split evenly over W workers when W divides the count
-    # (see operators/shard_keys.py); each shard costs a little per read, so few is faster.
+    # (see operators/usage/shard_keys.py); each shard costs a little per read, so few is faster.
     id_shards: int = Field(4, ge=1, le=4096, description="Dedupe state shards (fixed per store)")
     window_shards: int = Field(4, ge=1, le=4096, description="Window state shards")
     sink_partitions: int = Field(2, ge=1, le=256, description="Writers per dataset")
@@ -194,7 +194,7 @@ class Settings(BaseSettings):
     @field_validator("pricing")
     @classmethod
     def _catalog(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from operators.pricing import catalog_from_config
+        from operators.spend.pricing import catalog_from_config
 
         catalog_from_config(v)  # raises ValueError naming the entry
         return v

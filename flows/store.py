@@ -25,7 +25,7 @@ from flows.settings import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 RUN_KEY_FILE = "burnwatch-run-key"
-DEDUPE_RUNS = "dedupe"  # the dedupe runs the snapshots name (operators/run_files.py)
+DEDUPE_RUNS = "dedupe"  # the dedupe runs the snapshots name (operators/usage/run_files.py)
 STORE_FILE = "burnwatch-store.json"
 # Bump when what the operators snapshot changes meaning, so an old store is refused
 # rather than misread. 2: content hashes of the columnar parser. 3: closing watermarks

@@ -13,19 +13,19 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from flows.settings import Settings
-from operators.admission import AdmissionConfig
-from operators.alert_policy import AlertPolicy
-from operators.anomaly import ModelConfig
-from operators.burn import Budget, BurnConfig, BurnRateRule, TenantPlan
-from operators.focus import FocusParty, focus_rows
-from operators.ledger import NO_EXPIRY, Grant
-from operators.parquet_sink import partition_key
-from operators.pricing import catalog_from_config
-from operators.records import duration_us, to_us
-from operators.run_files import RunFileConfig
-from operators.shard_keys import shard_of
-from operators.steps import UsageConfig, meter_usage, track_spend
-from operators.webhooks import WebhookTarget
+from operators.alerting.anomaly import ModelConfig
+from operators.alerting.policy import AlertPolicy
+from operators.alerting.webhooks import WebhookTarget
+from operators.records import duration_us, partition_key, to_us
+from operators.spend.burn import Budget, BurnConfig, BurnRateRule, TenantPlan
+from operators.spend.focus import FocusParty, focus_rows
+from operators.spend.ledger import NO_EXPIRY, Grant
+from operators.spend.pricing import catalog_from_config
+from operators.spend.steps import track_spend
+from operators.usage.admission import AdmissionConfig
+from operators.usage.run_files import RunFileConfig
+from operators.usage.shard_keys import shard_of
+from operators.usage.steps import UsageConfig, meter_usage
 
 
 @dataclass(frozen=True)

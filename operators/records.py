@@ -84,3 +84,8 @@ class DeadLetter(NamedTuple):
     source: str
     partition: int | None
     offset: int
+
+
+def partition_key(index: int) -> str:
+    """The key that sends items to sink partition ``index`` of every dataset's writer."""
+    return f"p{index}"

@@ -12,12 +12,12 @@ from bytewax.testing import TestingSource, run_main
 from flows.cli import write_stream
 from flows.outputs import output_sinks
 from flows.settings import BudgetSettings, GrantSettings, TenantSettings, load_settings
+from flows.synthetic import GeneratorConfig
 from flows.usage import Sinks, build_flow, usage_config
-from operators.generate import GeneratorConfig
-from operators.parquet_sink import ParquetSink
+from operators.connectors.parquet_sink import ParquetSink
 from operators.records import RawBatch, to_us
-from operators.run_files import RunFileConfig, RunFiles
 from operators.schemas import DEAD_LETTER, ROLLUPS
+from operators.usage.run_files import RunFileConfig, RunFiles
 from tests.helpers import config
 from tests.oracle import (
     dead_letter_counts,

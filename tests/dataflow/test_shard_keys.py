@@ -8,7 +8,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 from bytewax.testing import TestingSource, cluster_main
 
-from operators.shard_keys import bytewax_worker, shard_key, shard_of
+from operators.usage.shard_keys import bytewax_worker, shard_key, shard_of
 
 
 def _workers_of(keys: list[str], workers: int) -> dict[str, int]:

@@ -15,7 +15,7 @@ import pytest
 from flows.cli import write_stream
 from flows.replay import replay
 from flows.settings import load_settings
-from operators.generate import GeneratorConfig
+from flows.synthetic import GeneratorConfig
 from tests.oracle import read_dataset
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "infra" / "config" / "burnwatch.example.yaml"

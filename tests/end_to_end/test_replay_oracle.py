@@ -9,7 +9,7 @@ import pytest
 from flows.cli import write_stream
 from flows.replay import replay
 from flows.settings import load_settings
-from operators.generate import GeneratorConfig
+from flows.synthetic import GeneratorConfig
 from tests.oracle import (
     dead_letter_counts,
     duplicated_rows,

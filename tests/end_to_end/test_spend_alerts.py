@@ -19,7 +19,7 @@ from werkzeug import Response
 from flows.cli import write_stream
 from flows.replay import replay
 from flows.settings import BudgetSettings, TenantSettings, WebhookSettings, load_settings
-from operators.generate import GeneratorConfig
+from flows.synthetic import GeneratorConfig
 from tests.oracle import oracle_totals, read_dataset
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "infra" / "config" / "burnwatch.example.yaml"

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from flows.cli import write_stream
-from operators.generate import GeneratorConfig
+from flows.synthetic import GeneratorConfig
 from tests.oracle import oracle_totals
 
 REPO = Path(__file__).resolve().parents[2]

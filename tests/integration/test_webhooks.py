@@ -11,11 +11,12 @@ import pytest
 from standardwebhooks import Webhook
 from werkzeug import Response
 
-from operators.alert_sink import AlertSink, deliver
-from operators.alerts import Alert
-from operators.parquet_sink import ParquetSink, partition_key
+from operators.alerting.alerts import Alert
+from operators.alerting.webhooks import WebhookTarget
+from operators.connectors.alert_sink import AlertSink, deliver
+from operators.connectors.parquet_sink import ParquetSink
+from operators.records import partition_key
 from operators.schemas import ALERTS
-from operators.webhooks import WebhookTarget
 from tests.oracle import read_dataset
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -1,0 +1,1 @@
+"""Unit tests: pure logic, one folder per room of operators/ (and flows/, infra/)."""

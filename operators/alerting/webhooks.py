@@ -1,0 +1,116 @@
+"""Alert payloads for on-call receivers: Standard Webhooks, Slack, PagerDuty Events v2.
+
+Pure formatting: a request is (body bytes, headers). Signing uses the
+``standardwebhooks`` package: ``webhook-signature: v1,<base64 HMAC-SHA256 of
+id.timestamp.body>`` under the ``whsec_`` secret. The ``webhook-id`` is the
+same on every retry of one delivery, so a receiver can drop repeats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import orjson
+from standardwebhooks import Webhook
+
+from operators.alerting.alerts import TRIGGER, Alert
+from operators.records import to_datetime
+
+FORMATS = ("standard", "slack", "pagerduty")
+PAGERDUTY_SEVERITY = {"page": "critical", "ticket": "warning", "warning": "warning"}
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    name: str
+    url: str
+    format: str = "standard"
+    secret: str | None = None  # whsec_... for `standard`
+    routing_key: str | None = None  # for `pagerduty`
+    timeout_s: float = 5.0
+    max_attempts: int = 6
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+
+    def __repr__(self) -> str:  # never print the URL, secret or routing key
+        return f"WebhookTarget(name={self.name!r}, format={self.format!r})"
+
+
+def message_id(alert: Alert) -> str:
+    return f"msg_{alert.alert_id}_{alert.action}"
+
+
+def alert_document(alert: Alert) -> dict:
+    doc = asdict(alert)
+    doc["opened_at"] = _iso(doc.pop("opened_at_us"))
+    doc["at"] = _iso(doc.pop("at_us"))
+    return doc
+
+
+def _iso(us: int) -> str:
+    return to_datetime(us).isoformat().replace("+00:00", "Z")
+
+
+def standard_request(alert: Alert, secret: str, now: datetime) -> tuple[bytes, dict[str, str]]:
+    body = orjson.dumps({
+        "type": f"burnwatch.alert.{'opened' if alert.action == TRIGGER else 'resolved'}",
+        "timestamp": _iso(alert.at_us),
+        "data": alert_document(alert),
+    })
+    msg_id = message_id(alert)
+    signature = Webhook(secret).sign(msg_id, now, body.decode())
+    return body, {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+def slack_request(alert: Alert) -> tuple[bytes, dict[str, str]]:
+    opened = alert.action == TRIGGER
+    icon = ":rotating_light:" if opened and alert.severity == "page" else (
+        ":warning:" if opened else ":white_check_mark:")
+    facts = [f"*Tenant*\n{alert.tenant}", f"*Severity*\n{alert.severity}",
+             f"*Kind*\n{alert.kind}", f"*Since*\n{_iso(alert.opened_at_us)}"]
+    body = {
+        "text": f"{icon} {alert.summary}",  # what a phone notification shows
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{alert.summary}*"}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in facts]},
+            {"type": "context", "elements": [
+                {"type": "mrkdwn", "text": f"burnwatch · `{alert.dedup_key}` · {alert.alert_id}"}
+            ]},
+        ],
+    }
+    return orjson.dumps(body), {"content-type": "application/json"}
+
+
+def pagerduty_request(alert: Alert, routing_key: str) -> tuple[bytes, dict[str, str]]:
+    body = {
+        "routing_key": routing_key,
+        "event_action": "trigger" if alert.action == TRIGGER else "resolve",
+        "dedup_key": alert.dedup_key,
+        "payload": {
+            "summary": alert.summary[:1024],
+            "source": "burnwatch",
+            "severity": PAGERDUTY_SEVERITY.get(alert.severity, "error"),
+            "timestamp": _iso(alert.at_us),
+            "component": alert.tenant,
+            "group": alert.kind,
+            "custom_details": alert.details,
+        },
+    }
+    return orjson.dumps(body), {"content-type": "application/json"}
+
+
+def build_request(target: WebhookTarget, alert: Alert, now: datetime | None = None):
+    now = now or datetime.now(UTC)
+    if target.format == "standard":
+        return standard_request(alert, target.secret or "", now)
+    if target.format == "slack":
+        return slack_request(alert)
+    if target.format == "pagerduty":
+        return pagerduty_request(alert, target.routing_key or "")
+    raise ValueError(f"webhook {target.name}: unknown format {target.format!r}")

@@ -1,0 +1,347 @@
+"""Parse raw records (bytes of one JSON object) into a columnar :class:`EventBatch`.
+
+Two shapes are accepted (see DESIGN.md): flat, and CloudEvents 1.0
+structured JSON where ``subject`` is the tenant and ``data`` holds meter,
+quantity and dimensions. Anything else is a rejection with a
+:class:`Reason`, never an exception.
+
+Parsing is the largest cost of the job, so a batch is parsed column-wise:
+each record is decoded and checked into column lists (no object per event),
+and the time strings of the whole batch are converted at once by Arrow.
+
+Two paths, one rule. Each record is first decoded by msgspec into
+:class:`_Shape`, whose field types msgspec checks in C while it decodes, and
+given a few quick checks (:func:`_quick_fields`). A record that does not fit
+goes through the rule (:func:`_record`: orjson, then :func:`_checked_fields`),
+which decides and names the reason. A test requires both to give the same
+answer on a generated stream with every kind of bad record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import NamedTuple
+
+import msgspec
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from operators.records import DeadLetter, RawBatch, Reason, UsageEvent, to_us
+from operators.usage.batch import EventBatch, content_hashes, hash64, pair_hashes
+
+
+class Rejection(NamedTuple):
+    reason: Reason
+    detail: str
+
+
+_SCALARS = (str, int, float, bool)
+_SORTED = orjson.OPT_SORT_KEYS
+_NO_DIMENSIONS = b"{}"
+_EXACT_INT = 2**53  # an integer quantity up to this is exactly a float
+
+# RFC 3339 as both Arrow and ``datetime.fromisoformat`` read it the same way (checked in
+# tests/unit/test_parse.py). Anything else (other separators, >6 fractional digits, year
+# 0000, ...) is converted one by one by ``fromisoformat``, which decides.
+_RFC3339 = (
+    r"^[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+    r"(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+)
+_TIMESTAMP_US = pa.timestamp("us", tz="UTC")
+
+
+def _text(obj: dict, key: str) -> str | Rejection:
+    value = obj.get(key)
+    if type(value) is str and value and not value.isspace():
+        return value
+    if value is None or value == "":
+        return Rejection(Reason.MISSING_FIELD, f"{key} is missing or empty")
+    if not isinstance(value, str):
+        return Rejection(Reason.INVALID_FIELD, f"{key} must be a string")
+    return Rejection(Reason.MISSING_FIELD, f"{key} is blank")
+
+
+def _quantity(value: object) -> float | Rejection:
+    if value is None:
+        return Rejection(Reason.MISSING_FIELD, "quantity is missing")
+    # bool is an int subclass; true is not a quantity
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return Rejection(Reason.INVALID_QUANTITY, "quantity is not a number")
+    try:
+        q = float(value)
+    except OverflowError:
+        return Rejection(Reason.INVALID_QUANTITY, "quantity is out of range")
+    if not math.isfinite(q):
+        return Rejection(Reason.INVALID_QUANTITY, "quantity is not finite")
+    if q < 0:
+        return Rejection(Reason.INVALID_QUANTITY, "quantity is negative")
+    return q
+
+
+def _time_text(value: object) -> str | Rejection:
+    if value is None or value == "":
+        return Rejection(Reason.MISSING_FIELD, "time is missing")
+    if not isinstance(value, str):
+        return Rejection(Reason.INVALID_TIME, "time must be an RFC 3339 string")
+    return value
+
+
+def _time_us(text: str) -> int | Rejection:
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return Rejection(Reason.INVALID_TIME, "time is not RFC 3339")
+    if dt.tzinfo is None:
+        return Rejection(Reason.INVALID_TIME, "time has no UTC offset")
+    try:
+        return to_us(dt)
+    except OverflowError:
+        return Rejection(Reason.INVALID_TIME, "time is out of range")
+
+
+def _dimensions(value: object) -> bytes | Rejection:
+    """Canonical JSON of the dimensions: sorted keys, scalar values as strings."""
+    if value is None:
+        return _NO_DIMENSIONS
+    if type(value) is not dict:
+        return Rejection(Reason.INVALID_FIELD, "dimensions must be an object")
+    flat = {}
+    for k, v in value.items():
+        if type(v) is not str:
+            if v is not None and not isinstance(v, _SCALARS):
+                return Rejection(Reason.INVALID_FIELD, f"dimension {k!r} is not a scalar")
+            v = "" if v is None else str(v)
+        flat[k] = v
+    return orjson.dumps(flat, option=_SORTED)
+
+
+Fields = tuple  # (id, tenant, meter, quantity, time text, canonical dimensions)
+
+
+def _record(raw: bytes) -> Fields | Rejection:
+    """Decode and check one record: the rule."""
+    obj = _decode(raw)
+    return obj if type(obj) is Rejection else _checked_fields(obj)
+
+
+def _decode(raw: bytes) -> dict | Rejection:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as ex:
+        # orjson refuses NaN, Infinity and 1e999; the stdlib reads them, so such a record
+        # is reported as the bad quantity it is rather than as bad JSON.
+        try:
+            obj = json.loads(raw)
+        except (ValueError, RecursionError):
+            return Rejection(Reason.INVALID_JSON, f"invalid JSON: {ex}"[:200])
+        # The stdlib also reads a lone surrogate escape ("\ud800"): a string no UTF-8 can
+        # hold, which would break hashing and Parquet later. orjson refused it: so do we.
+        try:
+            json.dumps(obj, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            return Rejection(Reason.INVALID_JSON,
+                             f"invalid JSON: a string is not valid Unicode ({ex})"[:200])
+    if type(obj) is not dict:
+        return Rejection(Reason.INVALID_JSON, "not a JSON object")
+    return obj
+
+
+# gc=False: decoded records hold no cycles, so the cyclic GC need not track them.
+class _Body(msgspec.Struct, gc=False):
+    """CloudEvents ``data``, as the common case has it."""
+
+    meter: str | None = None
+    quantity: float | None = None
+    dimensions: dict[str, str] | None = None
+
+
+class _Shape(msgspec.Struct, gc=False):
+    """Both record shapes, with the types of the common case; other fields are skipped.
+
+    ``specversion`` may be absent but not null: the rule tells the two apart.
+    """
+
+    id: str | None = None
+    tenant: str | None = None
+    meter: str | None = None
+    quantity: float | None = None
+    time: str | None = None
+    dimensions: dict[str, str] | None = None
+    specversion: str | msgspec.UnsetType = msgspec.UNSET
+    subject: str | None = None
+    data: _Body | None = None
+
+
+_decode_shape = msgspec.json.Decoder(_Shape).decode
+
+
+def _quick_fields(raw: bytes) -> Fields | None:
+    """The event's fields when the record is of the common case, else None (ask the rule)."""
+    if not raw.isascii():
+        try:
+            raw.decode()  # msgspec does not check the UTF-8 of the fields it skips
+        except UnicodeDecodeError:
+            return None
+    try:
+        e = _decode_shape(raw)
+    except ValueError:  # msgspec.DecodeError: not the common case (or not JSON)
+        return None
+    if e.specversion is msgspec.UNSET:
+        tenant, body = e.tenant, e
+    elif e.specversion == "1.0" and e.data is not None:
+        tenant, body = e.subject, e.data
+    else:
+        return None
+    eid, meter, q, t = e.id, body.meter, body.quantity, e.time
+    if (
+        # Beyond 2**53 the rule decides: a long integer literal must round as Python's does.
+        eid and tenant and meter and t and q is not None and 0 <= q <= _EXACT_INT
+        and not (eid.isspace() or tenant.isspace() or meter.isspace())
+    ):
+        d = body.dimensions
+        return eid, tenant, meter, q, t, (_NO_DIMENSIONS if d is None
+                                          else orjson.dumps(d, option=_SORTED))
+    return None
+
+
+def _checked_fields(obj: dict) -> Fields | Rejection:
+    if "specversion" in obj:
+        if obj["specversion"] != "1.0":
+            return Rejection(Reason.INVALID_FIELD, "specversion must be 1.0")
+        body = obj.get("data")
+        if not isinstance(body, dict):
+            return Rejection(Reason.INVALID_FIELD, "CloudEvents data must be a JSON object")
+        tenant = _text(obj, "subject")
+    else:
+        body = obj
+        tenant = _text(obj, "tenant")
+    parts = (
+        _text(obj, "id"),
+        tenant,
+        _text(body, "meter"),
+        _quantity(body.get("quantity")),
+        _time_text(obj.get("time")),
+        _dimensions(body.get("dimensions")),
+    )
+    for part in parts:
+        if type(part) is Rejection:
+            return part
+    return parts
+
+
+def times_us(texts: list[str]) -> tuple[np.ndarray, dict[int, Rejection]]:
+    """Convert a batch's time strings: Arrow for plain RFC 3339, ``fromisoformat`` otherwise.
+
+    Returns µs since the epoch (0 where the text is not a time) and the rejections by index.
+    """
+    out = np.zeros(len(texts), dtype=np.int64)
+    bad: dict[int, Rejection] = {}
+    arr = pa.array(texts, pa.string())
+    plain = np.asarray(pc.match_substring_regex(arr, _RFC3339), dtype=bool)
+    idx = np.flatnonzero(plain)
+    try:
+        out[idx] = pc.take(arr, idx).cast(_TIMESTAMP_US).cast(pa.int64()).to_numpy()
+    except pa.ArrowInvalid:  # a date that does not exist (30 February): decide one by one
+        plain[:] = False
+    for i in np.flatnonzero(~plain).tolist():
+        us = _time_us(texts[i])
+        if type(us) is Rejection:
+            bad[i] = us
+        else:
+            out[i] = us
+    return out, bad
+
+
+def parse_event(raw: bytes) -> UsageEvent | Rejection:
+    """Parse one record on its own (the batch path decides the same way)."""
+    fields = _record(raw)
+    if type(fields) is Rejection:
+        return fields
+    eid, tenant, meter, q, t, dims = fields
+    us, bad = times_us([t])
+    if bad:
+        return bad[0]
+    return UsageEvent(eid, tenant, meter, q, int(us[0]),
+                      tuple(sorted(orjson.loads(dims).items())))
+
+
+def parse_batch(
+    raw: RawBatch, *, now_us: int, max_clock_skew_us: int
+) -> tuple[EventBatch, list[DeadLetter]]:
+    """Parse a batch; events stamped too far ahead of ``now_us`` are rejected.
+
+    ``now_us`` is the wall clock when the batch was read: a gap in traffic
+    does not make the next event a future one. Dead letters are in read order.
+    """
+    lines = raw.lines
+    rejected: list[tuple[int, Rejection]] = []
+    keep: list[int] = []
+    ids: list[int] = []
+    codes: list[int] = []
+    qty: list[float] = []
+    times: list[str] = []
+    dims: list[int] = []
+    keys: dict[tuple[str, str], int] = {}  # (tenant, meter) -> code, per batch
+    for i, line in enumerate(lines):
+        fields = _quick_fields(line) or _record(line)
+        if type(fields) is Rejection:
+            rejected.append((i, fields))
+            continue
+        eid, tenant, meter, q, t, d = fields
+        keep.append(i)
+        ids.append(hash64(eid.encode()))
+        codes.append(keys.setdefault((tenant, meter), len(keys)))
+        qty.append(q)
+        times.append(t)
+        dims.append(hash64(d))
+
+    time_us, bad_times = times_us(times)
+    rejected.extend((keep[j], r) for j, r in bad_times.items())
+    ahead = time_us > now_us + max_clock_skew_us
+    for j in np.flatnonzero(ahead).tolist():
+        rejected.append((keep[j], Rejection(
+            Reason.FUTURE_TIMESTAMP,
+            f"time is {(time_us[j] - now_us) / 1e6:.0f}s ahead of the clock")))
+    good = ~ahead
+    good[list(bad_times)] = False
+    sel = slice(None) if good.all() else np.flatnonzero(good)
+
+    rejected.sort(key=lambda r: r[0])
+    offsets = raw.offsets
+    dead = [
+        DeadLetter(now_us, r.reason.value, r.detail, bytes(lines[i]), raw.source,
+                   raw.partition, offsets[i])
+        for i, r in rejected
+    ]
+    kept = np.asarray(keep, dtype=np.int64)[sel]
+    code = np.asarray(codes, dtype=np.int64)[sel]
+    quantity = np.asarray(qty, dtype=np.float64)[sel]
+    time_us = time_us[sel]
+    key_list = list(keys)
+    key_hash = pair_hashes(key_list)
+    return EventBatch(
+        keys=key_list,
+        key_hash=key_hash,
+        key_code=code,
+        quantity=quantity,
+        time_us=time_us,
+        seen_max_us=np.maximum.accumulate(time_us),
+        id_hash=np.asarray(ids, dtype=np.uint64)[sel],
+        content_hash=content_hashes(key_hash, code, quantity, time_us,
+                                    np.asarray(dims, dtype=np.uint64)[sel]),
+        row=kept,
+        lines=lines,
+        positions=_positions(offsets),
+        source=raw.source,
+        partition=raw.partition,
+    ), dead
+
+
+def _positions(offsets) -> np.ndarray:
+    if isinstance(offsets, range):  # file line numbers, contiguous Kafka offsets
+        return np.arange(offsets.start, offsets.stop, offsets.step, dtype=np.int64)
+    return np.asarray(offsets, dtype=np.int64)

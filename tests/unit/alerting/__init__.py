@@ -1,0 +1,1 @@
+"""Unit tests of operators/alerting/: anomaly scores and alert policy."""

@@ -1,0 +1,3 @@
+"""Unit tests of the pure parts of operators/connectors/.
+
+The I/O itself is tested in tests/integration/."""

@@ -1,0 +1,1 @@
+"""Checks of infra/: the container image, Compose and Kubernetes manifests."""

@@ -1,0 +1,1 @@
+"""Unit tests of operators/usage/: parse, dedupe, admission, windows, run files."""
