@@ -76,12 +76,26 @@ def _settings(config: Path | None, url: str | None, secret: str | None, **overri
 def _main(
     log_level: Annotated[str, typer.Option(help="Python log level")] = "WARNING",
 ) -> None:
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s %(message)s",
-    )
+    configure_logging(log_level)
     gc.set_threshold(*GC_THRESHOLDS)
     _fix_mmap_threshold()
+
+
+class OneLineFormatter(logging.Formatter):
+    """One line per record: a tenant or meter name with a newline cannot forge a log line,
+    and a traceback stays with its record (line breaks and controls written as escapes)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from operators.alerting.escape import one_line
+
+        return one_line(super().format(record))
+
+
+def configure_logging(log_level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        OneLineFormatter("%(asctime)s %(levelname)s [%(process)d] %(name)s %(message)s"))
+    logging.basicConfig(level=log_level.upper(), handlers=[handler])
 
 
 def _fix_mmap_threshold() -> None:

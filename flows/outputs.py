@@ -18,7 +18,10 @@ def output_sinks(
     run_key: str,
     max_delay_s: float | None,
     dead_letter_topic: Sink | None = None,
+    keep_pending_alerts: bool = False,
 ) -> Sinks:
+    """``keep_pending_alerts``: deliveries unfinished at end of input stay in the recovery
+    store for the next start (``run``) instead of being recorded as ``pending`` (replay)."""
     def parquet(dataset: Dataset, partitions: int | None = None) -> ParquetSink:
         return ParquetSink(
             settings.out, dataset, run_key=run_key,
@@ -35,6 +38,8 @@ def output_sinks(
         burn=parquet(BURN) if spend else None,
         ledger=parquet(LEDGER) if spend else None,
         # One writer keeps an alert's trigger and resolve in order.
-        alerts=AlertSink(webhook_targets(settings), parquet(ALERTS, 1)) if spend else None,
+        alerts=AlertSink(webhook_targets(settings), parquet(ALERTS, 1),
+                         drain_timeout_s=settings.alerts.drain_timeout.total_seconds(),
+                         keep_pending=keep_pending_alerts) if spend else None,
         focus=parquet(FOCUS) if spend else None,
     )

@@ -50,7 +50,8 @@ def run_job(
 
     dlq = KafkaDeadLetterSink(brokers, settings.dead_letter_topic or f"{topic}.dlq",
                               settings.kafka)
-    sinks = output_sinks(settings, run_key=run_key, max_delay_s=max_delay, dead_letter_topic=dlq)
+    sinks = output_sinks(settings, run_key=run_key, max_delay_s=max_delay, dead_letter_topic=dlq,
+                         keep_pending_alerts=True)
     source = KafkaBatchSource(brokers, topic, until_end=until_end, client_config=settings.kafka,
                               workers=workers * processes)
     # A backfill (--until-end) follows event time only, so it is deterministic;

@@ -30,6 +30,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from operators.alerting.webhooks import STANDARD_RETRY_SCHEDULE
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -89,9 +91,35 @@ class WebhookSettings(_Section):
     secret: SecretStr | None = None
     routing_key: SecretStr | None = None
     timeout: Duration = timedelta(seconds=5)
-    max_attempts: int = Field(6, ge=1, le=100)
-    backoff: Duration = timedelta(milliseconds=500)
-    max_backoff: Duration = timedelta(seconds=30)
+    # Waits before each retry (Standard Webhooks' schedule: about 27.6 h in all).
+    retry_schedule: list[Duration] = Field(
+        default_factory=lambda: [timedelta(seconds=s) for s in STANDARD_RETRY_SCHEDULE],
+        max_length=100,
+    )
+    # Replaced by retry_schedule: given, they stop the job with a message saying so.
+    max_attempts: None = None
+    backoff: None = None
+    max_backoff: None = None
+
+    @field_validator("max_attempts", "backoff", "max_backoff", mode="before")
+    @classmethod
+    def _replaced(cls, v: Any) -> None:
+        raise ValueError("replaced by retry_schedule, a list of waits before each retry "
+                         "(e.g. [5s, 5m, 30m]); remove this setting")
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_positive(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError("must be greater than zero")
+        return v
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _waits_not_negative(cls, v: list[timedelta]) -> list[timedelta]:
+        if any(w < timedelta(0) for w in v):
+            raise ValueError("waits must not be negative")
+        return v
 
     @model_validator(mode="after")
     def _credentials(self) -> WebhookSettings:
@@ -114,6 +142,14 @@ class AnomalySettings(_Section):
 
 
 class AlertSettings(_Section):
+    @field_validator("drain_timeout")
+    @classmethod
+    def _drain_not_negative(cls, v: timedelta) -> timedelta:
+        if v < timedelta(0):
+            raise ValueError("must not be negative")
+        return v
+
+
     cooldown: Duration = timedelta(hours=1)
     page_fast_factor: float = Field(14.4, gt=0)  # 1 h, confirmed by 5 min
     page_slow_factor: float = Field(6.0, gt=0)  # 6 h, confirmed by 30 min
@@ -124,6 +160,8 @@ class AlertSettings(_Section):
     resolve_fraction: float = Field(0.5, gt=0, le=1)
     exhaustion_within: Duration = timedelta(hours=24)
     forecast_window: Duration = timedelta(hours=6)
+    # replay and run --until-end wait this long at most for queued webhook deliveries.
+    drain_timeout: Duration = timedelta(seconds=30)
     anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
 
 

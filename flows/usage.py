@@ -121,9 +121,7 @@ def webhook_targets(settings: Settings) -> list[WebhookTarget]:
             secret=w.secret.get_secret_value() if w.secret else None,
             routing_key=w.routing_key.get_secret_value() if w.routing_key else None,
             timeout_s=w.timeout.total_seconds(),
-            max_attempts=w.max_attempts,
-            backoff_s=w.backoff.total_seconds(),
-            max_backoff_s=w.max_backoff.total_seconds(),
+            retry_schedule=tuple(wait.total_seconds() for wait in w.retry_schedule),
         )
         for w in settings.webhooks
     ]

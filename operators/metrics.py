@@ -43,6 +43,13 @@ ALERTS_RAISED = Counter("burnwatch_alerts", "Alert actions, by kind and action",
 ALERT_DELIVERIES = Counter(
     "burnwatch_alert_deliveries", "Webhook deliveries, by sink and outcome", ["sink", "status"]
 )
+ALERT_DELIVERY_THREADS = Gauge(
+    "burnwatch_alert_delivery_threads",
+    "Running alert delivery threads (one per alert sink; 0 while the job runs: none are sent)",
+)
+ALERTS_PENDING = Gauge(
+    "burnwatch_alert_deliveries_pending", "Alert deliveries queued or waiting for a retry"
+)
 
 
 def total(name: str) -> float:

@@ -15,10 +15,15 @@ import orjson
 from standardwebhooks import Webhook
 
 from operators.alerting.alerts import TRIGGER, Alert
+from operators.alerting.escape import plain_field, slack_text
 from operators.records import to_datetime
 
 FORMATS = ("standard", "slack", "pagerduty")
 PAGERDUTY_SEVERITY = {"page": "critical", "ticket": "warning", "warning": "warning"}
+# Immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (about 27.6 h in all).
+STANDARD_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+PAGERDUTY_SUMMARY_CHARS = 1024  # Events API v2 limit
+PAGERDUTY_FIELD_CHARS = 255
 
 
 @dataclass(frozen=True)
@@ -29,9 +34,8 @@ class WebhookTarget:
     secret: str | None = None  # whsec_... for `standard`
     routing_key: str | None = None  # for `pagerduty`
     timeout_s: float = 5.0
-    max_attempts: int = 6
-    backoff_s: float = 0.5
-    max_backoff_s: float = 30.0
+    # Seconds to wait before each retry; attempts = len + 1. Standard Webhooks' schedule.
+    retry_schedule: tuple[float, ...] = STANDARD_RETRY_SCHEDULE
 
     def __repr__(self) -> str:  # never print the URL, secret or routing key
         return f"WebhookTarget(name={self.name!r}, format={self.format!r})"
@@ -72,15 +76,19 @@ def slack_request(alert: Alert) -> tuple[bytes, dict[str, str]]:
     opened = alert.action == TRIGGER
     icon = ":rotating_light:" if opened and alert.severity == "page" else (
         ":warning:" if opened else ":white_check_mark:")
-    facts = [f"*Tenant*\n{alert.tenant}", f"*Severity*\n{alert.severity}",
-             f"*Kind*\n{alert.kind}", f"*Since*\n{_iso(alert.opened_at_us)}"]
+    # Every value from the alert is escaped: a tenant named "<!channel>" must not ping.
+    esc = slack_text
+    facts = [f"*Tenant*\n{esc(alert.tenant)}", f"*Severity*\n{esc(alert.severity)}",
+             f"*Kind*\n{esc(alert.kind)}", f"*Since*\n{_iso(alert.opened_at_us)}"]
+    summary = esc(alert.summary)
     body = {
-        "text": f"{icon} {alert.summary}",  # what a phone notification shows
+        "text": f"{icon} {summary}",  # what a phone notification shows
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{alert.summary}*"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{summary}*"}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in facts]},
             {"type": "context", "elements": [
-                {"type": "mrkdwn", "text": f"burnwatch · `{alert.dedup_key}` · {alert.alert_id}"}
+                {"type": "mrkdwn",
+                 "text": f"burnwatch · `{esc(alert.dedup_key)}` · {esc(alert.alert_id)}"}
             ]},
         ],
     }
@@ -93,12 +101,14 @@ def pagerduty_request(alert: Alert, routing_key: str) -> tuple[bytes, dict[str, 
         "event_action": "trigger" if alert.action == TRIGGER else "resolve",
         "dedup_key": alert.dedup_key,
         "payload": {
-            "summary": alert.summary[:1024],
+            # Shown as plain text: one line each, within PagerDuty's lengths.
+            "summary": plain_field(alert.summary, PAGERDUTY_SUMMARY_CHARS),
             "source": "burnwatch",
             "severity": PAGERDUTY_SEVERITY.get(alert.severity, "error"),
             "timestamp": _iso(alert.at_us),
-            "component": alert.tenant,
-            "group": alert.kind,
+            "component": plain_field(alert.tenant, PAGERDUTY_FIELD_CHARS),
+            "group": plain_field(alert.kind, PAGERDUTY_FIELD_CHARS),
+            # JSON values, which PagerDuty shows as text and never as markup.
             "custom_details": alert.details,
         },
     }

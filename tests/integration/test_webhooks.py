@@ -25,9 +25,9 @@ ALERT = Alert("a1b2", "budget_burn:acme:*", "budget_burn", "acme", "*", "page", 
               {"burn_rates": {"1h": 20.0}})
 
 
-def target(url: str, **kw) -> WebhookTarget:
-    return WebhookTarget("oncall", url, "standard", secret=SECRET, backoff_s=0.01,
-                         max_backoff_s=0.05, **kw)
+def target(url: str, retries: int = 5, **kw) -> WebhookTarget:
+    return WebhookTarget("oncall", url, "standard", secret=SECRET,
+                         retry_schedule=(0.01,) * retries, **kw)
 
 
 def answers(*statuses: int):
@@ -65,15 +65,35 @@ def test_client_errors_are_not_retried(httpserver):
     assert len(seen) == 1
 
 
-def test_retry_after_is_honoured(httpserver):
+@pytest.mark.parametrize(("retry_after", "schedule", "waits"), [
+    ("0.25", (10.0,), [0.25]),  # sooner than the schedule: honoured
+    ("120", (5.0, 300.0), [5.0]),  # later: up to the schedule's next step
+    ("Thu, 01 Jan 2099 00:00:00 GMT", (300.0,), [300.0]),  # an HTTP date, far away
+    ("Thu, 01 Jan 1970 00:00:00 GMT", (300.0,), [0.0]),  # ... in the past: now
+    ("soon", (7.0,), [7.0]),  # unreadable: the schedule
+])
+def test_retry_after_is_honoured_up_to_the_next_step(httpserver, retry_after, schedule, waits):
     calls = []
     httpserver.expect_ordered_request("/hook").respond_with_response(
-        Response("", status=429, headers={"Retry-After": "0.25"}))
+        Response("", status=429, headers={"Retry-After": retry_after}))
     httpserver.expect_ordered_request("/hook").respond_with_data("ok")
+    hook = WebhookTarget("oncall", httpserver.url_for("/hook"), "standard", secret=SECRET,
+                         retry_schedule=schedule)
     with httpx.Client() as client:
-        outcome = deliver(client, target(httpserver.url_for("/hook")), ALERT, sleep=calls.append)
-    assert outcome.status == "delivered"
-    assert calls == [0.05]  # Retry-After, capped by max_backoff
+        outcome = deliver(client, hook, ALERT, sleep=calls.append)
+    assert (outcome.status, outcome.attempts) == ("delivered", 2)
+    assert calls == pytest.approx(waits, abs=1e-6)
+
+
+def test_the_standard_schedule_is_the_default_and_the_retries_follow_it(httpserver):
+    calls = []
+    httpserver.expect_request("/hook").respond_with_data("", status=503)
+    hook = WebhookTarget("oncall", httpserver.url_for("/hook"), "standard", secret=SECRET)
+    with httpx.Client() as client:
+        outcome = deliver(client, hook, ALERT, sleep=calls.append)
+    # Standard Webhooks: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+    assert calls == [5, 300, 1800, 7200, 18000, 36000, 36000]
+    assert (outcome.status, outcome.attempts, outcome.http_status) == ("failed", 8, 503)
 
 
 def free_port() -> int:
@@ -85,7 +105,7 @@ def free_port() -> int:
 def test_a_dead_receiver_leaves_the_alert_failed_in_alerts_dataset(tmp_path, caplog):
     url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
     records = ParquetSink(str(tmp_path), ALERTS, run_key="t", partitions=1)
-    sink = AlertSink([target(url, max_attempts=3)], records)
+    sink = AlertSink([target(url, retries=2)], records)
     part = sink.build_part("deliver_alerts", partition_key(0), None)
     with caplog.at_level(logging.DEBUG):
         part.write_batch([[ALERT]])
