@@ -87,7 +87,7 @@ ALERTS_SCHEMA = pa.schema(
         ("summary", pa.string()),
         ("payload", pa.string()),  # the alert as JSON (no secrets)
         ("sink", pa.string()),  # webhook name; empty when none is configured
-        ("status", pa.string()),  # delivered | failed | recorded
+        ("status", pa.string()),  # delivered | failed | pending | recorded
         ("attempts", pa.int32()),
         ("last_error", pa.string()),
         ("http_status", pa.int32()),
