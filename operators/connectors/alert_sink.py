@@ -216,10 +216,12 @@ class _AlertPartition(StatefulSinkPartition[list[Alert], tuple]):
             while (ticket := self._next_due()) is not None:
                 try:
                     self._attempt(ticket)
-                except Exception:  # a bug of ours: the delivery stays queued for a retry
+                except Exception:  # a bug of ours: an unfinished delivery is tried again later
                     log.exception("alert delivery error, retrying in %.0fs", _MAX_WAIT_S)
                     with self.lock:
-                        heapq.heappush(self.due, (_now_us() + int(_MAX_WAIT_S * 1e6), ticket))
+                        if ticket in self.pending and ticket not in {t for _, t in self.due}:
+                            heapq.heappush(self.due,
+                                           (_now_us() + int(_MAX_WAIT_S * 1e6), ticket))
         finally:
             metrics.ALERT_DELIVERY_THREADS.dec()
             if not self.closing:
@@ -241,7 +243,9 @@ class _AlertPartition(StatefulSinkPartition[list[Alert], tuple]):
 
     def _attempt(self, ticket: int) -> None:
         with self.lock:
-            delivery = self.pending[ticket]
+            delivery = self.pending.get(ticket)
+        if delivery is None:
+            return
         target = self.targets.get(delivery.target)
         result = (attempt(self.client, target, delivery.alert) if target is not None
                   else Attempt(None, "no webhook of this name is configured any more"))

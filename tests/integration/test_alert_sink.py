@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from operators import metrics
 from operators.alerting.alerts import Alert
 from operators.alerting.webhooks import WebhookTarget
 from operators.connectors.alert_sink import AlertSink
@@ -253,6 +254,34 @@ def test_run_keeps_what_is_left_for_the_next_start_with_its_webhook_id(receiver,
     [row] = rows(tmp_path / "b")
     assert (row["status"], row["attempts"]) == ("delivered", 2)  # counted across the restart
     assert [h["webhook-id"] for h in script.requests] == ["msg_a1b2_trigger"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_stopped_thread_is_reported_and_the_end_does_not_hang(receiver, tmp_path, caplog,
+                                                               monkeypatch):
+    use(receiver, [])
+    part = partition(tmp_path, [hook(receiver)])
+    running = metrics.ALERT_DELIVERY_THREADS._value.get()
+
+    def die(ticket):  # what no exception handler can catch in the thread
+        raise SystemExit
+
+    monkeypatch.setattr(part, "_attempt", die)
+    part.write_batch([[ALERT]])
+    assert wait_for(lambda: not part.thread.is_alive())
+    assert metrics.ALERT_DELIVERY_THREADS._value.get() == running - 1
+    assert "alert delivery thread stopped" in caplog.text
+    part.close()  # returns: the drain does not wait on a dead thread
+    [row] = rows(tmp_path)
+    assert (row["status"], row["attempts"]) == ("pending", 0)
+
+
+def test_a_delivery_snapshotted_before_retry_schedules_resumes(receiver, tmp_path):
+    script = use(receiver, [])
+    part = partition(tmp_path, [hook(receiver)], resume=([(ALERT, "oncall")], None))
+    part.close()
+    assert [(r["status"], r["attempts"]) for r in rows(tmp_path)] == [("delivered", 1)]
+    assert len(script.requests) == 1
 
 
 def _free_port() -> int:
