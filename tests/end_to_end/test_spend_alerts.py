@@ -69,7 +69,7 @@ def test_runaway_tenant_pages_and_resolves_quiet_tenants_get_nothing(stream, tmp
         "out": str(tmp_path / "out"),
         "tenants": {t: TenantSettings(budget=BudgetSettings(amount=b)) for t, b in budgets.items()},
         "webhooks": [WebhookSettings(name="oncall", url=httpserver.url_for("/burnwatch"),
-                                     secret=secret, backoff="50ms")],
+                                     secret=secret, retry_schedule=["50ms"] * 3)],
     })
 
     summary = replay(settings, [stream])
