@@ -274,6 +274,10 @@ class _AlertPartition(StatefulSinkPartition[list[Alert], tuple]):
     def write_batch(self, values: list[list[Alert]]) -> None:
         if not self.thread.is_alive():
             log.error("alert delivery thread found stopped; starting a new one")
+            with self.lock:  # what it had in hand is tried again
+                waiting = {t for _, t in self.due}
+                for ticket in self.pending.keys() - waiting:
+                    heapq.heappush(self.due, (0, ticket))
             self.thread = self._start_thread()
         for alerts in values:
             for alert in alerts:

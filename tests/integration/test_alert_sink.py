@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import socketserver
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
-from operators import metrics
 from operators.alerting.alerts import Alert
 from operators.alerting.webhooks import WebhookTarget
 from operators.connectors.alert_sink import AlertSink
@@ -261,7 +262,11 @@ def test_a_stopped_thread_is_reported_and_the_end_does_not_hang(receiver, tmp_pa
                                                                monkeypatch):
     use(receiver, [])
     part = partition(tmp_path, [hook(receiver)])
-    running = metrics.ALERT_DELIVERY_THREADS._value.get()
+
+    def threads() -> float:
+        return REGISTRY.get_sample_value("burnwatch_alert_delivery_threads")
+
+    running = threads()
 
     def die(ticket):  # what no exception handler can catch in the thread
         raise SystemExit
@@ -269,11 +274,30 @@ def test_a_stopped_thread_is_reported_and_the_end_does_not_hang(receiver, tmp_pa
     monkeypatch.setattr(part, "_attempt", die)
     part.write_batch([[ALERT]])
     assert wait_for(lambda: not part.thread.is_alive())
-    assert metrics.ALERT_DELIVERY_THREADS._value.get() == running - 1
+    assert threads() == running - 1
     assert "alert delivery thread stopped" in caplog.text
     part.close()  # returns: the drain does not wait on a dead thread
     [row] = rows(tmp_path)
     assert (row["status"], row["attempts"]) == ("pending", 0)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_next_batch_restarts_a_stopped_thread_and_its_delivery(receiver, tmp_path,
+                                                                   monkeypatch):
+    script = use(receiver, [])
+    part = partition(tmp_path, [hook(receiver)])
+    monkeypatch.setattr(part, "_attempt", lambda ticket: sys.exit())
+    part.write_batch([[ALERT]])
+    assert wait_for(lambda: not part.thread.is_alive())
+    monkeypatch.undo()
+    resolve = Alert(**{**ALERT.__dict__, "action": "resolve"})
+    part.write_batch([[resolve]])
+    assert part.thread.is_alive()
+    part.close()
+    assert sorted((r["action"], r["status"]) for r in rows(tmp_path)) == [
+        ("resolve", "delivered"), ("trigger", "delivered")]
+    assert sorted(h["webhook-id"] for h in script.requests) == [
+        "msg_a1b2_resolve", "msg_a1b2_trigger"]
 
 
 def test_a_delivery_snapshotted_before_retry_schedules_resumes(receiver, tmp_path):
