@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import orjson
+import xxhash
 from standardwebhooks import Webhook
 
 from operators.alerting.alerts import TRIGGER, Alert
@@ -23,7 +24,7 @@ PAGERDUTY_SEVERITY = {"page": "critical", "ticket": "warning", "warning": "warni
 # Immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (about 27.6 h in all).
 STANDARD_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 PAGERDUTY_SUMMARY_CHARS = 1024  # Events API v2 limit
-PAGERDUTY_FIELD_CHARS = 255
+PAGERDUTY_FIELD_CHARS = 255  # component, group, dedup_key
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def pagerduty_request(alert: Alert, routing_key: str) -> tuple[bytes, dict[str, 
     body = {
         "routing_key": routing_key,
         "event_action": "trigger" if alert.action == TRIGGER else "resolve",
-        "dedup_key": alert.dedup_key,
+        "dedup_key": pagerduty_dedup_key(alert.dedup_key),
         "payload": {
             # Shown as plain text: one line each, within PagerDuty's lengths.
             "summary": plain_field(alert.summary, PAGERDUTY_SUMMARY_CHARS),
@@ -113,6 +114,14 @@ def pagerduty_request(alert: Alert, routing_key: str) -> tuple[bytes, dict[str, 
         },
     }
     return orjson.dumps(body), {"content-type": "application/json"}
+
+
+def pagerduty_dedup_key(key: str) -> str:
+    """The key, or if longer than PagerDuty takes, its start and a hash of the whole
+    (stable, so a resolve still finds its trigger)."""
+    if len(key) <= PAGERDUTY_FIELD_CHARS:
+        return key
+    return f"{key[:PAGERDUTY_FIELD_CHARS - 17]}#{xxhash.xxh3_64_hexdigest(key.encode())}"
 
 
 def build_request(target: WebhookTarget, alert: Alert, now: datetime | None = None):

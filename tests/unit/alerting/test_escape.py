@@ -43,6 +43,17 @@ def test_pagerduty_fields_are_one_line_and_within_limits():
     assert payload["component"].startswith("<!channel>")  # plain text: kept, not mangled
 
 
+def test_a_long_pagerduty_dedup_key_is_cut_to_a_stable_one_within_the_limit():
+    target = WebhookTarget("p", "https://pd.example/x", "pagerduty", routing_key="RK")
+    long = Alert(**{**ALERT.__dict__, "dedup_key": "budget_burn:" + "t" * 300 + ":*"})
+    other = Alert(**{**long.__dict__, "dedup_key": long.dedup_key[:-1] + "m"})
+    resolve = Alert(**{**long.__dict__, "action": "resolve"})
+    keys = [orjson.loads(build_request(target, a)[0])["dedup_key"]
+            for a in (long, resolve, other)]
+    assert all(len(k) <= 255 for k in keys)
+    assert keys[0] == keys[1] != keys[2]
+
+
 def test_a_logged_newline_does_not_forge_a_line():
     code = ("import logging\nfrom flows.cli import _main\n"
             "_main('INFO')\n"  # the command's own logging set-up
