@@ -138,7 +138,7 @@ def test_ring_sums_match_a_plain_dict():
     from operators.spend.burn import RING_BINS, _Tenant
 
     rng = np.random.default_rng(2)
-    t = _Tenant(np.zeros(RING_BINS))
+    t = _Tenant()
     kept: dict[int, float] = {}
     head = 0
     for _ in range(3000):
