@@ -502,11 +502,7 @@ class LazyScorer:
             else:
                 n += k - self.k_last - 1  # each skipped step is learnt as a missing point
         if n >= MIN_POINTS:  # this point is predicted: from here on, the scorer itself
-            self.scorer = AnomalyScorer(self.config, self.offset)
-            for t, v in self.points:
-                self.scorer.update(t, v)
-            self.points = []
-            return self.scorer.update(time_us, value)
+            return self._scorer().update(time_us, value)
         finite = value is not None and math.isfinite(value)
         if finite or self.k_last is not None:  # a missing first point is nothing to learn
             self.points.append((time_us, value))
@@ -515,9 +511,17 @@ class LazyScorer:
         return Score(time_us, actual, math.nan, math.nan, math.nan, 0.0, math.nan, "none")
 
     def rescore(self, time_us: int, value: float) -> Score:
-        if self.scorer is not None:
-            return self.scorer.rescore(time_us, value)
+        if self.scorer is not None or self.n >= MIN_POINTS:
+            return self._scorer().rescore(time_us, value)
         return Score(time_us, value, math.nan, math.nan, math.nan, 0.0, math.nan, "none")
+
+    def _scorer(self) -> AnomalyScorer:
+        if self.scorer is None:
+            self.scorer = AnomalyScorer(self.config, self.offset)
+            for t, v in self.points:
+                self.scorer.update(t, v)
+            self.points = []
+        return self.scorer
 
     def snapshot(self) -> dict:
         if self.scorer is not None:
