@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import xxhash
@@ -129,7 +130,7 @@ class ModelConfig:
         """Points of the cold-start median: a period (else a day), at least MIN_POINTS."""
         return max(self.period or self.week or self.points(24.0), MIN_POINTS)
 
-    @property
+    @cached_property  # asked once per point of every series
     def history(self) -> int:
         """Points learnt from: history_hours, and at least two weeks and four periods."""
         p = self.period or self.points(24.0)

@@ -141,6 +141,7 @@ class BurnBook:
     def __init__(self, config: BurnConfig, state: tuple | None = None) -> None:
         self.config = config
         self.tenants: dict[str, _Tenant] = {}
+        self.budgeted: dict[str, _Tenant] = {}  # the tenants burn rates are evaluated for
         self.closed_bin_us = NEVER  # bins ending at or before this are evaluated
         self.first_us = NEVER  # earliest cost seen before the first advance
         self.closed_hour_us = NEVER  # hours ending at or before this are written
@@ -152,6 +153,7 @@ class BurnBook:
              anomalies, *cost_hours) = state
             self.tenants = {name: _restore_tenant(t, config.anomaly)
                             for name, t in tenants.items()}
+            self.budgeted = {n: t for n, t in self.tenants.items() if _has_budget(config, n)}
             self.tracker = AlertTracker(config.cooldown_us, tracker)
             self.anomalies = ScoreAlerter(config.anomaly_policy, anomalies)
             # A snapshot from before cost_hours was kept: the hours still held stand in.
@@ -164,6 +166,8 @@ class BurnBook:
             plan = self.config.plans.get(name)
             ledger = CreditLedger(name, list(plan.grants)) if plan and plan.grants else None
             t = self.tenants[name] = _Tenant(ledger=ledger)
+            if _has_budget(self.config, name):
+                self.budgeted[name] = t
         return t
 
     def add(self, costs: list[tuple[str, int, Decimal]]) -> None:
@@ -267,6 +271,8 @@ class BurnBook:
         if revision:
             return t.scorer.rescore(hour, float(cost))
         s = t.scorer.update(hour, float(cost))
+        if not (math.isfinite(s.score) and math.isfinite(s.impact)):
+            return s  # nothing to alert on (too little history); the alerter ignores it
         event = self.anomalies.feed(dedup_key("spend_anomaly", name), hour + HOUR_US, s.score,
                                     s.impact)
         if event.alert_id is not None:
@@ -312,10 +318,8 @@ class BurnBook:
                    "within_hours": self.config.exhaustion_within_h})
 
     def _evaluate(self, now: int, out: BurnOutput) -> None:
-        for name, t in self.tenants.items():
-            plan = self.config.plans.get(name)
-            if plan is None or plan.budget is None or plan.budget.amount <= 0:
-                continue
+        for name, t in self.budgeted.items():
+            plan = self.config.plans[name]
             per_hour = float(plan.budget.amount) / plan.budget.hours_at(now)
             end = now // BIN_US
             rates: dict[str, float] = {}
@@ -363,17 +367,21 @@ class BurnBook:
                                 now, summary, details))
 
     def snapshot(self) -> tuple:
-        # Empty containers are stored as None: most tenants have neither dirty hours,
-        # consumption, a ledger nor a fitted scorer, and the snapshot is pickled every epoch.
+        # A tuple a tenant, empty containers as None: most tenants have neither dirty
+        # hours, consumption, a ledger nor a fitted scorer, and this is pickled every epoch.
         tenants = {
-            name: {"bins": dict(t.bins), "head_bin": t.head_bin, "hours": dict(t.hours),
-                   "consumed": dict(t.consumed) or None, "dirty": set(t.dirty) or None,
-                   "ledger": _copy_ledger(t.ledger),
-                   "scorer": t.scorer.snapshot() if t.scorer is not None else None}
+            name: (dict(t.bins), t.head_bin, dict(t.hours), dict(t.consumed) or None,
+                   set(t.dirty) or None, _copy_ledger(t.ledger),
+                   t.scorer.snapshot() if t.scorer is not None else None)
             for name, t in self.tenants.items()
         }
         return (self.closed_bin_us, self.closed_hour_us, self.first_us, tenants,
                 self.tracker.snapshot(), self.anomalies.snapshot(), sorted(self.cost_hours))
+
+
+def _has_budget(config: BurnConfig, name: str) -> bool:
+    plan = config.plans.get(name)
+    return plan is not None and plan.budget is not None and plan.budget.amount > 0
 
 
 def idle_horizon(config: BurnConfig) -> int:
@@ -385,18 +393,16 @@ def idle_horizon(config: BurnConfig) -> int:
         + HOUR_US
 
 
-def _restore_tenant(state: dict, anomaly: ModelConfig | None) -> _Tenant:
-    state = dict(state)
-    if "ring" in state:  # a snapshot of the dense ring: position k % RING_BINS held bin k
-        ring, head = state.pop("ring"), state["head_bin"]
-        state["bins"] = {k: float(ring[k % RING_BINS])
-                         for k in range(head - RING_BINS + 1, head + 1) if ring[k % RING_BINS]}
-    scorer = state.pop("scorer")
-    return _Tenant(
-        bins=state["bins"], head_bin=state["head_bin"], hours=state["hours"],
-        consumed=state["consumed"] or {}, dirty=state["dirty"] or set(),
-        ledger=state["ledger"],
-        scorer=None if scorer is None else LazyScorer.restore(scorer, anomaly))
+def _restore_tenant(state: tuple | dict, anomaly: ModelConfig | None) -> _Tenant:
+    if isinstance(state, dict):  # a snapshot of the dense ring: position k % RING_BINS held bin k
+        ring, head = state["ring"], state["head_bin"]
+        bins = {k: float(ring[k % RING_BINS])
+                for k in range(head - RING_BINS + 1, head + 1) if ring[k % RING_BINS]}
+        state = (bins, head, state["hours"], state["consumed"], state["dirty"], state["ledger"],
+                 state["scorer"])
+    bins, head, hours, consumed, dirty, ledger, scorer = state
+    return _Tenant(bins, head, hours, consumed or {}, dirty or set(), ledger,
+                   None if scorer is None else LazyScorer.restore(scorer, anomaly))
 
 
 def _copy_ledger(ledger: CreditLedger | None) -> CreditLedger | None:
