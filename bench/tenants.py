@@ -81,11 +81,12 @@ def main() -> None:
         if m.rc != 0:
             raise SystemExit(f"{kind} replay failed:\n{m.stderr[-3000:]}")
         results[kind] = m
-        print(f"tenants {n:,}, {kind}: wall {m.wall_s:.1f} s, peak RSS {fmt_bytes(m.peak_rss)}",
-              flush=True)
+        print(f"tenants {n:,}, {kind}: wall {m.wall_s:.1f} s, CPU {m.cpu_s:.1f} s, "
+              f"peak RSS {fmt_bytes(m.peak_rss)}", flush=True)
     if len(results) == 2:
         p, u = results["priced"], results["unpriced"]
-        print(f"tenants {n:,}: priced/unpriced time {p.wall_s / u.wall_s:.2f}x, "
+        print(f"tenants {n:,}: priced/unpriced time {p.wall_s / u.wall_s:.2f}x "
+              f"(CPU {p.cpu_s / u.cpu_s:.2f}x), "
               f"RSS {p.peak_rss / u.peak_rss:.2f}x; priced - unpriced "
               f"{(p.peak_rss - u.peak_rss) / n:,.0f} bytes a tenant", flush=True)
 
