@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import calendar
 import math
+from array import array
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -102,9 +104,11 @@ class BurnConfig:
 
 @dataclass(slots=True)
 class _Tenant:
-    # Cost per 5-minute bin that had any, for the RING_BINS bins up to head_bin: a sparse
-    # ring, so a tenant seen once holds one entry rather than 3 days of zeros.
-    bins: dict[int, float] = field(default_factory=dict)
+    # Cost of each 5-minute bin that had any, of the RING_BINS bins up to head_bin, as
+    # sorted arrays: a tenant seen once holds one entry rather than 3 days of zeros, and
+    # a busy one 16 bytes a bin.
+    bin_ids: array = field(default_factory=lambda: array("q"))
+    bin_costs: array = field(default_factory=lambda: array("d"))
     head_bin: int = NEVER  # newest bin held
     hours: dict[int, Decimal] = field(default_factory=dict)  # hour start -> total cost
     consumed: dict[int, Decimal] = field(default_factory=dict)  # hour start -> booked to ledger
@@ -113,19 +117,27 @@ class _Tenant:
     scorer: LazyScorer | None = None  # the tenant's hourly spend model
 
     def add_bin(self, k: int, cost: float) -> None:
+        ids, costs = self.bin_ids, self.bin_costs
         if k > self.head_bin:
             self.head_bin = k
-            oldest = k - RING_BINS
-            for stale in [b for b in self.bins if b <= oldest]:
-                del self.bins[stale]
+            stale = bisect_right(ids, k - RING_BINS)
+            del ids[:stale], costs[:stale]
         if k > self.head_bin - RING_BINS:
-            self.bins[k] = self.bins.get(k, 0.0) + cost
+            i = bisect_left(ids, k)
+            if i < len(ids) and ids[i] == k:
+                costs[i] += cost
+            else:
+                ids.insert(i, k)
+                costs.insert(i, cost)
 
     def cost_between(self, start_bin: int, end_bin: int) -> float:
         """Cost of bins [start_bin, end_bin) still in the ring, summed oldest first."""
         lo = max(start_bin, self.head_bin - RING_BINS + 1)
         hi = min(end_bin, self.head_bin + 1)
-        return float(sum(self.bins[k] for k in sorted(self.bins) if lo <= k < hi))
+        if hi <= lo:
+            return 0.0
+        ids = self.bin_ids
+        return float(sum(self.bin_costs[bisect_left(ids, lo):bisect_left(ids, hi)]))
 
 
 @dataclass
@@ -370,8 +382,8 @@ class BurnBook:
         # A tuple a tenant, empty containers as None: most tenants have neither dirty
         # hours, consumption, a ledger nor a fitted scorer, and this is pickled every epoch.
         tenants = {
-            name: (dict(t.bins), t.head_bin, dict(t.hours), dict(t.consumed) or None,
-                   set(t.dirty) or None, _copy_ledger(t.ledger),
+            name: (t.bin_ids.tobytes(), t.bin_costs.tobytes(), t.head_bin, dict(t.hours),
+                   dict(t.consumed) or None, set(t.dirty) or None, _copy_ledger(t.ledger),
                    t.scorer.snapshot() if t.scorer is not None else None)
             for name, t in self.tenants.items()
         }
@@ -396,12 +408,16 @@ def idle_horizon(config: BurnConfig) -> int:
 def _restore_tenant(state: tuple | dict, anomaly: ModelConfig | None) -> _Tenant:
     if isinstance(state, dict):  # a snapshot of the dense ring: position k % RING_BINS held bin k
         ring, head = state["ring"], state["head_bin"]
-        bins = {k: float(ring[k % RING_BINS])
-                for k in range(head - RING_BINS + 1, head + 1) if ring[k % RING_BINS]}
-        state = (bins, head, state["hours"], state["consumed"], state["dirty"], state["ledger"],
+        held = [k for k in range(head - RING_BINS + 1, head + 1) if ring[k % RING_BINS]]
+        state = (array("q", held).tobytes(),
+                 array("d", [ring[k % RING_BINS] for k in held]).tobytes(), head,
+                 state["hours"], state["consumed"], state["dirty"], state["ledger"],
                  state["scorer"])
-    bins, head, hours, consumed, dirty, ledger, scorer = state
-    return _Tenant(bins, head, hours, consumed or {}, dirty or set(), ledger,
+    ids, costs, head, hours, consumed, dirty, ledger, scorer = state
+    bin_ids, bin_costs = array("q"), array("d")
+    bin_ids.frombytes(ids)
+    bin_costs.frombytes(costs)
+    return _Tenant(bin_ids, bin_costs, head, hours, consumed or {}, dirty or set(), ledger,
                    None if scorer is None else LazyScorer.restore(scorer, anomaly))
 
 
