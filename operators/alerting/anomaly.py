@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import xxhash
@@ -129,7 +130,7 @@ class ModelConfig:
         """Points of the cold-start median: a period (else a day), at least MIN_POINTS."""
         return max(self.period or self.week or self.points(24.0), MIN_POINTS)
 
-    @property
+    @cached_property  # asked once per point of every series
     def history(self) -> int:
         """Points learnt from: history_hours, and at least two weeks and four periods."""
         p = self.period or self.points(24.0)
@@ -466,4 +467,76 @@ class AnomalyScorer:
         self.floor = state["floor"]
         self.mature = state["mature"]
         self.shifts = [(int(s), float(f), float(o)) for s, f, o in state["shifts"]]
+        return self
+
+
+class LazyScorer:
+    """An :class:`AnomalyScorer` created only once its series can be scored.
+
+    Until a point would be predicted (``MIN_POINTS`` steps held), a scorer scores
+    every point 0 with no expected value and only stores it; this keeps those few
+    points instead (bytes, not the scorer's kilobytes of windows) and replays them
+    into a scorer when the next one would be predicted, so every score is the same.
+    """
+
+    __slots__ = ("config", "offset", "points", "k_last", "n", "scorer")
+
+    def __init__(self, config: ModelConfig | None = None, refit_offset: int = 0) -> None:
+        self.config = config or ModelConfig()
+        self.offset = refit_offset
+        self.points: list[tuple[int, float | None]] = []  # updates not yet replayed
+        self.k_last: int | None = None  # what the scorer's k_last and n would be
+        self.n = 0
+        self.scorer: AnomalyScorer | None = None
+
+    def update(self, time_us: int, value: float | None) -> Score:
+        if self.scorer is not None:
+            return self.scorer.update(time_us, value)
+        step = self.config.step_us
+        k = (time_us + step // 2) // step
+        n = self.n
+        if self.k_last is not None:
+            if k <= self.k_last:
+                raise ValueError(f"time must increase: step {k} after {self.k_last}")
+            if k - self.k_last > self.config.history:  # the scorer would start afresh
+                self.points, self.k_last, n = [], None, 0
+            else:
+                n += k - self.k_last - 1  # each skipped step is learnt as a missing point
+        if n >= MIN_POINTS:  # this point is predicted: from here on, the scorer itself
+            return self._scorer().update(time_us, value)
+        finite = value is not None and math.isfinite(value)
+        if finite or self.k_last is not None:  # a missing first point is nothing to learn
+            self.points.append((time_us, value))
+            self.k_last, self.n = k, n + 1
+        actual = float(value) if finite else math.nan
+        return Score(time_us, actual, math.nan, math.nan, math.nan, 0.0, math.nan, "none")
+
+    def rescore(self, time_us: int, value: float) -> Score:
+        if self.scorer is not None or self.n >= MIN_POINTS:
+            return self._scorer().rescore(time_us, value)
+        return Score(time_us, value, math.nan, math.nan, math.nan, 0.0, math.nan, "none")
+
+    def _scorer(self) -> AnomalyScorer:
+        if self.scorer is None:
+            self.scorer = AnomalyScorer(self.config, self.offset)
+            for t, v in self.points:
+                self.scorer.update(t, v)
+            self.points = []
+        return self.scorer
+
+    def snapshot(self) -> dict:
+        if self.scorer is not None:
+            return self.scorer.snapshot()
+        return {"pending": list(self.points), "offset": self.offset}
+
+    @classmethod
+    def restore(cls, state: dict, config: ModelConfig | None = None) -> LazyScorer:
+        """From its own snapshot, or from an :class:`AnomalyScorer`'s."""
+        if "pending" not in state:
+            self = cls(config, state["offset"])
+            self.scorer = AnomalyScorer.restore(state, config)
+            return self
+        self = cls(config, state["offset"])
+        for t, v in state["pending"]:
+            self.update(t, v)
         return self

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import calendar
 import math
+from array import array
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import numpy as np
-
 from operators.alerting.alerts import RESOLVE, TRIGGER, Alert, AlertTracker, dedup_key
-from operators.alerting.anomaly import AnomalyScorer, ModelConfig, Score, refit_offset
+from operators.alerting.anomaly import LazyScorer, ModelConfig, Score, refit_offset
 from operators.alerting.policy import OPEN, AlertPolicy, ScoreAlerter
 from operators.records import HOUR_US, to_datetime
 from operators.spend.ledger import CreditLedger, Grant, LedgerEntry
@@ -102,37 +102,42 @@ class BurnConfig:
     anomaly_policy: AlertPolicy = AlertPolicy(min_impact=1.0)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tenant:
-    ring: np.ndarray  # cost per 5-minute bin, absolute bin k at k % RING_BINS
-    head_bin: int = NEVER  # newest bin held in the ring
+    # Cost of each 5-minute bin that had any, of the RING_BINS bins up to head_bin, as
+    # sorted arrays: a tenant seen once holds one entry rather than 3 days of zeros, and
+    # a busy one 16 bytes a bin.
+    bin_ids: array = field(default_factory=lambda: array("q"))
+    bin_costs: array = field(default_factory=lambda: array("d"))
+    head_bin: int = NEVER  # newest bin held
     hours: dict[int, Decimal] = field(default_factory=dict)  # hour start -> total cost
     consumed: dict[int, Decimal] = field(default_factory=dict)  # hour start -> booked to ledger
     dirty: set[int] = field(default_factory=set)  # closed hours with late cost
     ledger: CreditLedger | None = None
-    scorer: AnomalyScorer | None = None  # the tenant's hourly spend model
+    scorer: LazyScorer | None = None  # the tenant's hourly spend model
 
     def add_bin(self, k: int, cost: float) -> None:
+        ids, costs = self.bin_ids, self.bin_costs
         if k > self.head_bin:
-            if self.head_bin != NEVER:
-                stale = np.arange(self.head_bin + 1, min(k, self.head_bin + RING_BINS) + 1)
-                self.ring[stale % RING_BINS] = 0.0
-            else:
-                self.ring[:] = 0.0
             self.head_bin = k
+            stale = bisect_right(ids, k - RING_BINS)
+            del ids[:stale], costs[:stale]
         if k > self.head_bin - RING_BINS:
-            self.ring[k % RING_BINS] += cost
+            i = bisect_left(ids, k)
+            if i < len(ids) and ids[i] == k:
+                costs[i] += cost
+            else:
+                ids.insert(i, k)
+                costs.insert(i, cost)
 
     def cost_between(self, start_bin: int, end_bin: int) -> float:
-        """Cost of bins [start_bin, end_bin) still in the ring."""
+        """Cost of bins [start_bin, end_bin) still in the ring, summed oldest first."""
         lo = max(start_bin, self.head_bin - RING_BINS + 1)
         hi = min(end_bin, self.head_bin + 1)
         if hi <= lo:
             return 0.0
-        a, b = lo % RING_BINS, hi % RING_BINS
-        if a < b or b == 0:  # one contiguous slice of the ring
-            return float(self.ring[a:b or RING_BINS].sum())
-        return float(self.ring[a:].sum() + self.ring[:b].sum())
+        ids = self.bin_ids
+        return float(sum(self.bin_costs[bisect_left(ids, lo):bisect_left(ids, hi)]))
 
 
 @dataclass
@@ -148,28 +153,33 @@ class BurnBook:
     def __init__(self, config: BurnConfig, state: tuple | None = None) -> None:
         self.config = config
         self.tenants: dict[str, _Tenant] = {}
+        self.budgeted: dict[str, _Tenant] = {}  # the tenants burn rates are evaluated for
         self.closed_bin_us = NEVER  # bins ending at or before this are evaluated
         self.first_us = NEVER  # earliest cost seen before the first advance
         self.closed_hour_us = NEVER  # hours ending at or before this are written
         self.tracker = AlertTracker(config.cooldown_us)
         self.anomalies = ScoreAlerter(config.anomaly_policy)
+        self.cost_hours: set[int] = set()  # hours with cost, kept for idle_horizon(config)
         if state is not None:
             (self.closed_bin_us, self.closed_hour_us, self.first_us, tenants, tracker,
-             anomalies) = state
-            self.tenants = {}
-            for name, t in tenants.items():
-                scorer = t.pop("scorer")
-                self.tenants[name] = _Tenant(**t, scorer=scorer and AnomalyScorer.restore(
-                    scorer, config.anomaly))
+             anomalies, *cost_hours) = state
+            self.tenants = {name: _restore_tenant(t, config.anomaly)
+                            for name, t in tenants.items()}
+            self.budgeted = {n: t for n, t in self.tenants.items() if _has_budget(config, n)}
             self.tracker = AlertTracker(config.cooldown_us, tracker)
             self.anomalies = ScoreAlerter(config.anomaly_policy, anomalies)
+            # A snapshot from before cost_hours was kept: the hours still held stand in.
+            self.cost_hours = (set(cost_hours[0]) if cost_hours
+                               else {h for t in self.tenants.values() for h in t.hours})
 
     def _tenant(self, name: str) -> _Tenant:
         t = self.tenants.get(name)
         if t is None:
             plan = self.config.plans.get(name)
             ledger = CreditLedger(name, list(plan.grants)) if plan and plan.grants else None
-            t = self.tenants[name] = _Tenant(np.zeros(RING_BINS), ledger=ledger)
+            t = self.tenants[name] = _Tenant(ledger=ledger)
+            if _has_budget(self.config, name):
+                self.budgeted[name] = t
         return t
 
     def add(self, costs: list[tuple[str, int, Decimal]]) -> None:
@@ -181,6 +191,7 @@ class BurnBook:
             t.add_bin(start // BIN_US, float(cost))
             hour = start - start % HOUR_US
             t.hours[hour] = t.hours.get(hour, Decimal(0)) + cost
+            self.cost_hours.add(hour)
             if hour + HOUR_US <= self.closed_hour_us:
                 t.dirty.add(hour)
 
@@ -192,12 +203,33 @@ class BurnBook:
             self.closed_bin_us = self.first_us - self.first_us % BIN_US
         target = watermark_us - watermark_us % BIN_US
         while self.closed_bin_us + BIN_US <= target:
+            self._skip_idle_hours(target)
             self.closed_bin_us += BIN_US
             now = self.closed_bin_us
             if now % HOUR_US == 0:
                 self._close_hour(now, out)
             self._evaluate(now, out)
         return out
+
+    def _skip_idle_hours(self, target: int) -> None:
+        """Jump over hours in which nothing can change, so that the work of an advance is
+        bounded by the hours that hold cost, not by how far the watermark moved.
+
+        Once no tenant has had cost for ``idle_horizon`` (every rate is zero, every
+        alert resolved, every hour past max_lateness), the hours up to the next one
+        with cost (or to the watermark's hour) would only repeat zero rows of the
+        tenants with a plan: they are not written.
+        """
+        now = self.closed_bin_us
+        if now % HOUR_US or now + HOUR_US > target:
+            return
+        reach = now - idle_horizon(self.config)
+        if any(reach <= h < now for h in self.cost_hours):
+            return
+        later = [h for h in self.cost_hours if h >= now]
+        jump = min(min(later, default=target), target - target % HOUR_US)
+        if jump > now:
+            self.closed_bin_us = self.closed_hour_us = jump
 
     def _close_hour(self, hour_end: int, out: BurnOutput) -> None:
         cfg = self.config
@@ -221,6 +253,8 @@ class BurnBook:
                 del t.hours[h]
                 t.consumed.pop(h, None)
             self._evaluate_credits(name, t, hour_end, out)
+        reach = hour_end - idle_horizon(cfg)
+        self.cost_hours = {h for h in self.cost_hours if h >= reach}
         self.anomalies.forget_before(hour_end - cfg.anomaly_policy.cooldown_us)
         # A tenant with no cost left in reach and no plan is forgotten (state stays bounded).
         for name in [n for n, t in self.tenants.items()
@@ -245,10 +279,12 @@ class BurnBook:
         if cfg is None:
             return None
         if t.scorer is None:
-            t.scorer = AnomalyScorer(cfg, refit_offset(name, cfg))
+            t.scorer = LazyScorer(cfg, refit_offset(name, cfg))
         if revision:
             return t.scorer.rescore(hour, float(cost))
         s = t.scorer.update(hour, float(cost))
+        if not (math.isfinite(s.score) and math.isfinite(s.impact)):
+            return s  # nothing to alert on (too little history); the alerter ignores it
         event = self.anomalies.feed(dedup_key("spend_anomaly", name), hour + HOUR_US, s.score,
                                     s.impact)
         if event.alert_id is not None:
@@ -294,10 +330,8 @@ class BurnBook:
                    "within_hours": self.config.exhaustion_within_h})
 
     def _evaluate(self, now: int, out: BurnOutput) -> None:
-        for name, t in self.tenants.items():
-            plan = self.config.plans.get(name)
-            if plan is None or plan.budget is None or plan.budget.amount <= 0:
-                continue
+        for name, t in self.budgeted.items():
+            plan = self.config.plans[name]
             per_hour = float(plan.budget.amount) / plan.budget.hours_at(now)
             end = now // BIN_US
             rates: dict[str, float] = {}
@@ -345,15 +379,46 @@ class BurnBook:
                                 now, summary, details))
 
     def snapshot(self) -> tuple:
+        # A tuple a tenant, empty containers as None: most tenants have neither dirty
+        # hours, consumption, a ledger nor a fitted scorer, and this is pickled every epoch.
         tenants = {
-            name: {"ring": t.ring.copy(), "head_bin": t.head_bin, "hours": dict(t.hours),
-                   "consumed": dict(t.consumed), "dirty": set(t.dirty),
-                   "ledger": _copy_ledger(t.ledger),
-                   "scorer": t.scorer.snapshot() if t.scorer is not None else None}
+            name: (t.bin_ids.tobytes(), t.bin_costs.tobytes(), t.head_bin, dict(t.hours),
+                   dict(t.consumed) or None, set(t.dirty) or None, _copy_ledger(t.ledger),
+                   t.scorer.snapshot() if t.scorer is not None else None)
             for name, t in self.tenants.items()
         }
         return (self.closed_bin_us, self.closed_hour_us, self.first_us, tenants,
-                self.tracker.snapshot(), self.anomalies.snapshot())
+                self.tracker.snapshot(), self.anomalies.snapshot(), sorted(self.cost_hours))
+
+
+def _has_budget(config: BurnConfig, name: str) -> bool:
+    plan = config.plans.get(name)
+    return plan is not None and plan.budget is not None and plan.budget.amount > 0
+
+
+def idle_horizon(config: BurnConfig) -> int:
+    """How long after the last cost something can still change without new cost: an hour
+    past max_lateness (hours are restated until then), the longest burn-rate window, the
+    credit forecast."""
+    longest = max((r.long_us for r in config.rules), default=0)
+    return max(config.max_lateness_us + HOUR_US, longest, config.forecast_hours * HOUR_US) \
+        + HOUR_US
+
+
+def _restore_tenant(state: tuple | dict, anomaly: ModelConfig | None) -> _Tenant:
+    if isinstance(state, dict):  # a snapshot of the dense ring: position k % RING_BINS held bin k
+        ring, head = state["ring"], state["head_bin"]
+        held = [k for k in range(head - RING_BINS + 1, head + 1) if ring[k % RING_BINS]]
+        state = (array("q", held).tobytes(),
+                 array("d", [ring[k % RING_BINS] for k in held]).tobytes(), head,
+                 state["hours"], state["consumed"], state["dirty"], state["ledger"],
+                 state["scorer"])
+    ids, costs, head, hours, consumed, dirty, ledger, scorer = state
+    bin_ids, bin_costs = array("q"), array("d")
+    bin_ids.frombytes(ids)
+    bin_costs.frombytes(costs)
+    return _Tenant(bin_ids, bin_costs, head, hours, consumed or {}, dirty or set(), ledger,
+                   None if scorer is None else LazyScorer.restore(scorer, anomaly))
 
 
 def _copy_ledger(ledger: CreditLedger | None) -> CreditLedger | None:

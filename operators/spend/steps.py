@@ -54,8 +54,10 @@ class _SpendLogic(StatefulBatchLogic):
         return self._emit(self.book.advance(watermark))
 
     def on_eof(self):
-        # End of input: write the last (possibly partial) hour too.
+        # End of input: write the last hour too if it is partial (a whole one is written).
         closed = self.book.closed_bin_us
+        if closed % HOUR_US == 0:
+            return [], StatefulBatchLogic.RETAIN
         return self._emit(self.book.advance(closed - closed % HOUR_US + HOUR_US))
 
     def snapshot(self):

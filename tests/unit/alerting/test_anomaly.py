@@ -186,3 +186,44 @@ def test_other_intervals_and_periods():
     scores = [scorer.update(T0 + i * 300_000_000, v).score for i, v in enumerate(values)]
     assert scores[2 * 2016 + 100] > 0.9
     assert sum(s > 0.7 for s in scores[288 * 3 :]) <= 3
+
+
+def _same(a, b) -> bool:
+    from dataclasses import astuple
+
+    return all(x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
+               for x, y in zip(astuple(a), astuple(b), strict=True))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_lazy_scorer_scores_exactly_as_the_scorer_it_defers(seed):
+    from operators.alerting.anomaly import LazyScorer
+
+    cfg = ModelConfig()
+    rng = np.random.default_rng(seed)
+    eager, lazy = AnomalyScorer(cfg, 7), LazyScorer(cfg, 7)
+    k = 0
+    for i in range(400):
+        # Gaps (filled as missing points), missing values, a restart after a gap longer
+        # than the history, late restatements, and a snapshot round trip now and then.
+        k += int(rng.choice([1, 1, 1, 2, 5])) if i != 200 else cfg.history + 3
+        value = None if rng.random() < 0.1 else float(rng.gamma(2.0, 50.0))
+        assert _same(eager.update(k * HOUR_US, value), lazy.update(k * HOUR_US, value))
+        if value is not None and rng.random() < 0.2:
+            t = k * HOUR_US
+            assert _same(eager.rescore(t, 3 * value), lazy.rescore(t, 3 * value))
+        if rng.random() < 0.05:
+            lazy = LazyScorer.restore(pickle.loads(pickle.dumps(lazy.snapshot())), cfg)
+    with pytest.raises(ValueError, match="time must increase"):
+        lazy.update(k * HOUR_US, 1.0)
+
+
+def test_a_lazy_scorer_holds_a_few_points_until_one_can_be_scored():
+    from operators.alerting.anomaly import MIN_POINTS, LazyScorer
+
+    lazy = LazyScorer(ModelConfig(), 0)
+    for h in range(MIN_POINTS):
+        assert lazy.update(h * HOUR_US, 1.0).model == "none"
+    assert lazy.scorer is None and len(pickle.dumps(lazy.snapshot())) < 200
+    assert lazy.update(MIN_POINTS * HOUR_US, 1.0).model != "none"
+    assert lazy.scorer is not None

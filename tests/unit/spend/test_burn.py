@@ -138,7 +138,7 @@ def test_ring_sums_match_a_plain_dict():
     from operators.spend.burn import RING_BINS, _Tenant
 
     rng = np.random.default_rng(2)
-    t = _Tenant(np.zeros(RING_BINS))
+    t = _Tenant()
     kept: dict[int, float] = {}
     head = 0
     for _ in range(3000):
@@ -176,3 +176,55 @@ def test_anomaly_alert_once_per_hour_and_restated_hours_are_rescored():
     restated = [r for r in out.burn_rows if r[1] // H == spike_hour + 2]
     assert restated and restated[0][-1] > 0 and restated[0][6] >= 0.7
     assert out.alerts == []
+
+
+def test_a_cost_in_year_1_then_costs_in_2026_take_work_bounded_by_the_hours_with_cost():
+    from datetime import UTC, datetime
+
+    from operators.alerting.anomaly import ModelConfig
+    from operators.records import to_us
+
+    year1 = to_us(datetime(1, 1, 7, tzinfo=UTC))
+    t2026 = to_us(datetime(2026, 3, 1, tzinfo=UTC))
+    budget = TenantPlan(budget=Budget(Decimal(720)))
+    book = BurnBook(BurnConfig(plans={"planned": budget}, anomaly=ModelConfig()))
+    book.add([("old", year1, Decimal(1)), ("planned", year1, Decimal(1)),
+              ("new", t2026, Decimal(2))])
+    rows = book.advance(t2026 + 2 * H).burn_rows
+    book.add([("new", t2026 + 2 * H, Decimal(3))])
+    rows += book.advance(t2026 + 3 * H).burn_rows
+
+    # "old" is written every hour while its cost can still be restated (max_lateness,
+    # 7 days, plus the hour itself), then forgotten; the others hourly for as long as
+    # something could change without new cost (the longest window: 7 days + 3 h).
+    old = [r for r in rows if r[0] == "old"]
+    assert [r[1] for r in old] == [year1 + i * H for i in range(7 * 24 + 2)]
+    for name in ("planned", "new"):
+        assert len([r for r in rows if r[0] == name and r[1] < t2026]) <= 7 * 24 + 3
+    # The 2026 hours are all there, and nothing between is walked.
+    assert [(r[1], r[3], r[-1]) for r in rows if r[0] == "new" and r[1] >= t2026] == [
+        (t2026, Decimal(2), 0), (t2026 + H, Decimal(0), 0), (t2026 + 2 * H, Decimal(3), 0)]
+    assert [r[1] for r in rows if r[0] == "planned" and r[1] >= t2026] == [
+        t2026, t2026 + H, t2026 + 2 * H]
+    assert len(rows) < 3 * (7 * 24 + 3) + 10
+
+
+def test_a_tenant_seen_once_costs_bytes_in_state_and_snapshot():
+    import pickle
+    import sys
+
+    from operators.alerting.anomaly import ModelConfig
+
+    book = BurnBook(BurnConfig(anomaly=ModelConfig()))
+    book.add([(f"tenant-{i:06d}", 5 * M * (i % 12), Decimal("0.25")) for i in range(2000)])
+    rows = book.advance(H).burn_rows
+    assert len(rows) == 2000  # every tenant is written and scored, and still held
+    assert len(book.tenants) == 2000
+    per_tenant_snapshot = len(pickle.dumps(book.snapshot())) / 2000
+    assert per_tenant_snapshot < 400  # the dense ring alone was 7 KiB
+    t = book.tenants["tenant-000000"]
+    held = sum(sys.getsizeof(x) for x in (t.bin_ids, t.bin_costs, t.hours, t.scorer))
+    assert held < 1024
+    # And a snapshot restores to the same book.
+    copy = BurnBook(book.config, pickle.loads(pickle.dumps(book.snapshot())))
+    assert copy.advance(2 * H).burn_rows == book.advance(2 * H).burn_rows
