@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import Progress
+from rich.text import Text
 
 from flows.settings import ConfigError, load_settings
 
@@ -266,8 +267,14 @@ def main() -> None:
     try:
         app()
     except ConfigError as ex:
-        console.print(f"[red]error:[/] {ex}", markup=True, highlight=False)
-        sys.exit(2)
+        sys.exit(_fail(f"error: {ex}", 2))
+
+
+def _fail(message: str, code: int) -> int:
+    """Print one line to stderr, whatever the text holds (no markup, no raw line breaks)."""
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    console.print(Text(line, style="red"), soft_wrap=True)
+    return code
 
 
 if __name__ == "__main__":
