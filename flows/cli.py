@@ -160,8 +160,12 @@ def replay(
     settings = _settings(config, webhook_url, webhook_secret, out=out_url, window=window,
                          allowed_lateness=allowed_lateness)
     summary = run_replay(settings, files, workers=workers)
-    out.print("\n".join(summary.lines()))
-    out.print(f"output            {settings.out}")
+    out.print("\n".join(summary.lines()), markup=False, highlight=False)
+    out.print(f"output            {settings.out}", markup=False, highlight=False)
+    if summary.unreadable:
+        # Everything readable is processed and written; the exit says the input was not whole.
+        raise typer.Exit(_fail(f"error: input not read to its end: {'; '.join(summary.unreadable)}",
+                               1))
 
 
 @app.command()
