@@ -240,13 +240,16 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for input and output")] = Path(
         "burnwatch-demo"
     ),
+    tenants: Annotated[
+        int, typer.Option(min=8, help="Tenants in the synthetic week (fewer: a quicker demo)")
+    ] = 50,
 ) -> None:
     """Generate a synthetic week, replay it, show an alert, and where the output is."""
     import pyarrow.dataset as ds
 
     from flows.demo import run_demo
 
-    _, summary, settings = run_demo(out_dir, write_stream, out.print)
+    _, summary, settings = run_demo(out_dir, write_stream, out.print, tenants=tenants)
     out.print("\n".join("    " + line for line in summary.lines()))
     root = Path(settings.out).resolve()
     alerts = ds.dataset(root / "alerts", partitioning="hive").to_table().sort_by("at")
