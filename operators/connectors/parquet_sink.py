@@ -94,7 +94,7 @@ class _ParquetPartition(StatefulSinkPartition[list[tuple], tuple[int, list[tuple
     def remove_files_from(self, seq: int) -> None:
         stale = [path for path, n in self._own_files() if n >= seq]
         for path in stale:
-            _retrying(self.sink.dataset.name, self.sink.fs.rm, path)
+            _retrying(self.sink.dataset.name, self.sink.fs.rm_file, path)  # one literal file
         if stale:
             log.info("removed files written after the snapshot dataset=%s partition=%s files=%d",
                      self.sink.dataset.name, self.part, len(stale))
