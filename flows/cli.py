@@ -256,7 +256,7 @@ def demo(
     out.print("\nAlerts (also in alerts/):")
     for a in alerts.to_pylist():
         out.print(f"  {a['at']:%Y-%m-%d %H:%M} {a['action']:8} {a['severity']:6} {a['summary']}",
-                  highlight=False)
+                  highlight=False, markup=False)
     rollups = f"read_parquet('{root}/rollups/**/*.parquet', hive_partitioning=true)"
     dead = f"read_parquet('{root}/dead_letter/**/*.parquet', hive_partitioning=true)"
     out.print(
@@ -266,7 +266,7 @@ def demo(
         f"    FROM {rollups}\n"
         '    GROUP BY ALL ORDER BY cost DESC LIMIT 10""").show()\n'
         f'  duckdb.sql("SELECT reason, count(*) FROM {dead} GROUP BY ALL").show()',
-        highlight=False,
+        highlight=False, markup=False,
     )
 
 
