@@ -34,3 +34,14 @@ def test_a_glob_looking_out_leaves_the_job_it_matches_alone(tmp_path, other, glo
         assert res.returncode == 0, res.stderr
         assert _parquet(first) == before  # the other job's files all survive
     assert _parquet(second) == before  # and this one wrote its own, under the literal name
+
+
+def test_an_out_with_markup_characters_is_printed_as_it_is(tmp_path):
+    events = tmp_path / "e.jsonl"
+    events.write_text('{"id": "1", "tenant": "t", "meter": "m", "quantity": 1, '
+                      '"time": "2026-11-19T00:00:00Z"}\n')
+    out = tmp_path / "o[/x][red]"
+    res = burnwatch("replay", str(events), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert f"output            {out}" in res.stdout
+    assert _parquet(out)
