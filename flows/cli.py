@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import Progress
+from rich.text import Text
 
 from flows.settings import ConfigError, load_settings
 
@@ -173,8 +174,12 @@ def replay(
     settings = _settings(config, webhook_url, webhook_secret, out=out_url, window=window,
                          allowed_lateness=allowed_lateness)
     summary = run_replay(settings, files, workers=workers)
-    out.print("\n".join(summary.lines()))
-    out.print(f"output            {settings.out}")
+    out.print("\n".join(summary.lines()), markup=False, highlight=False)
+    out.print(f"output            {settings.out}", markup=False, highlight=False)
+    if summary.unreadable:
+        # Everything readable is processed and written; the exit says the input was not whole.
+        raise typer.Exit(_fail(f"error: input not read to its end: {'; '.join(summary.unreadable)}",
+                               1))
 
 
 @app.command()
@@ -249,20 +254,23 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for input and output")] = Path(
         "burnwatch-demo"
     ),
+    tenants: Annotated[
+        int, typer.Option(min=8, help="Tenants in the synthetic week (fewer: a quicker demo)")
+    ] = 50,
 ) -> None:
     """Generate a synthetic week, replay it, show an alert, and where the output is."""
     import pyarrow.dataset as ds
 
     from flows.demo import run_demo
 
-    _, summary, settings = run_demo(out_dir, write_stream, out.print)
+    _, summary, settings = run_demo(out_dir, write_stream, out.print, tenants=tenants)
     out.print("\n".join("    " + line for line in summary.lines()))
     root = Path(settings.out).resolve()
     alerts = ds.dataset(root / "alerts", partitioning="hive").to_table().sort_by("at")
     out.print("\nAlerts (also in alerts/):")
     for a in alerts.to_pylist():
         out.print(f"  {a['at']:%Y-%m-%d %H:%M} {a['action']:8} {a['severity']:6} {a['summary']}",
-                  highlight=False)
+                  highlight=False, markup=False)
     rollups = f"read_parquet('{root}/rollups/**/*.parquet', hive_partitioning=true)"
     dead = f"read_parquet('{root}/dead_letter/**/*.parquet', hive_partitioning=true)"
     out.print(
@@ -272,7 +280,7 @@ def demo(
         f"    FROM {rollups}\n"
         '    GROUP BY ALL ORDER BY cost DESC LIMIT 10""").show()\n'
         f'  duckdb.sql("SELECT reason, count(*) FROM {dead} GROUP BY ALL").show()',
-        highlight=False,
+        highlight=False, markup=False,
     )
 
 
@@ -280,8 +288,14 @@ def main() -> None:
     try:
         app()
     except ConfigError as ex:
-        console.print(f"[red]error:[/] {ex}", markup=True, highlight=False)
-        sys.exit(2)
+        sys.exit(_fail(f"error: {ex}", 2))
+
+
+def _fail(message: str, code: int) -> int:
+    """Print one line to stderr, whatever the text holds (no markup, no raw line breaks)."""
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    console.print(Text(line, style="red"), soft_wrap=True)
+    return code
 
 
 if __name__ == "__main__":

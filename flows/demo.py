@@ -8,10 +8,12 @@ over a month), so the runaway pages and then resolves.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.dataset as ds
+from rich.markup import escape
 
 from flows.replay import Summary, replay
 from flows.settings import BudgetSettings, Settings, TenantSettings, load_settings
@@ -52,14 +54,15 @@ def _trimmed_mean(values: list[Decimal], cut: float = 0.05) -> Decimal:
     return sum(kept, Decimal(0)) / len(kept)
 
 
-def run_demo(out_dir: Path, write_stream, say) -> tuple[Manifest, Summary, Settings]:
+def run_demo(out_dir: Path, write_stream, say, tenants: int = DEMO_STREAM.tenants,
+             ) -> tuple[Manifest, Summary, Settings]:
     events = out_dir / "input" / "events.jsonl.gz"
-    say(f"[bold]1/3[/] generating a week of usage for 50 tenants -> {events}")
-    manifest = write_stream(DEMO_STREAM, events)
+    say(f"[bold]1/3[/] generating a week of usage for {tenants} tenants -> {escape(str(events))}")
+    manifest = write_stream(replace(DEMO_STREAM, tenants=tenants), events)
     say(f"    {manifest.lines:,} lines; injected: {dict(manifest.dead_letters)}")
     settings = load_settings(None, out=str(out_dir / "out"), pricing=DEMO_PRICING)
     say("[bold]2/3[/] replaying it once to learn each tenant's typical spend")
     replay(settings, [events])
     settings = settings.model_copy(update={"tenants": budgets_from_spend(settings.out)})
-    say(f"[bold]3/3[/] replaying with budgets into {settings.out} (same files, replaced)")
+    say(f"[bold]3/3[/] replaying with budgets into {escape(settings.out)} (same files, replaced)")
     return manifest, replay(settings, [events]), settings

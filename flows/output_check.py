@@ -19,6 +19,6 @@ def check_output(url: str, storage_options: dict) -> None:
         # Its own name: the processes of a cluster check the same --out at once.
         probe = f"{root.rstrip('/')}/.burnwatch-probe-{os.getpid()}-{secrets.token_hex(4)}"
         fs.pipe(probe, b"ok")
-        fs.rm(probe)
+        fs.rm_file(probe)  # a literal path: rm would glob a root like job-*
     except Exception as ex:  # noqa: BLE001 - any failure here is a configuration problem
         raise ConfigError(f"out: cannot write to {url!r}: {ex}") from ex

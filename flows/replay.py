@@ -35,6 +35,7 @@ class Summary:
     files_written: int
     alerts: dict[str, int]
     elapsed_s: float
+    unreadable: tuple[str, ...] = ()  # files that could not be read to their end, and where
 
     @property
     def events_per_s(self) -> float:
@@ -54,6 +55,7 @@ class Summary:
             f"({', '.join(f'{k} {v}' for k, v in sorted(self.alerts.items())) or 'none'})",
             f"elapsed           {self.elapsed_s:>12.2f} s",
             f"throughput        {self.events_per_s:>12,.0f} records/s",
+            *(f"unreadable        {where}" for where in self.unreadable),
         ]
 
 
@@ -80,9 +82,10 @@ def replay(settings: Settings, files: list[Path], *, workers: int = 1) -> Summar
     if missing:
         raise ConfigError(f"FILE: no such file: {', '.join(missing)}")
     check_output(settings.out, settings.storage_options)
+    source = JsonlSource(files, settings.lines_per_batch)
     flow = build_flow(
         usage_config(settings, follow_wall_clock=False),
-        JsonlSource(files, settings.lines_per_batch),
+        source,
         output_sinks(settings, run_key=run_key_for(files), max_delay_s=None),
         wall_clock_us,
     )
@@ -110,4 +113,5 @@ def replay(settings: Settings, files: list[Path], *, workers: int = 1) -> Summar
         files_written=delta("files"),
         alerts={a: n for a in after["alerts"] if (n := delta("alerts", a))},
         elapsed_s=elapsed,
+        unreadable=tuple(str(f) for f in source.failures),
     )

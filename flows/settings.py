@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -29,6 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+from pydantic_settings.exceptions import SettingsError
 
 from operators.alerting.webhooks import STANDARD_RETRY_SCHEDULE
 
@@ -292,6 +294,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     if config_file is not None:
         if not Path(config_file).is_file():
             raise ConfigError(f"--config: no such file: {config_file}")
+        _check_yaml(config_file)
 
         class _FromFile(Settings):
             model_config = SettingsConfigDict(yaml_file=str(config_file))
@@ -304,7 +307,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         lines = []
         for err in ex.errors():
             where = ".".join(str(p) for p in err["loc"]) or "settings"
-            line = f"  {where}: {err['msg']}"
+            line = f"{where}: {err['msg']}"
             # Echo the value only when it is a plain one and cannot be a secret.
             value = err.get("input")
             if isinstance(value, str | int | float) and not _SECRET_SECTIONS & {
@@ -312,4 +315,26 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             }:
                 line += f" (got {value!r})"
             lines.append(line)
-        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from ex
+        raise ConfigError("invalid configuration: " + "; ".join(lines)) from ex
+    except SettingsError as ex:
+        # pydantic-settings names the field only in its message: bad JSON in BURNWATCH_<FIELD>.
+        m = re.search(r'field "(\w+)" from source "(\w+)"', str(ex))
+        if m and m.group(2) == "EnvSettingsSource":
+            raise ConfigError(f"BURNWATCH_{m.group(1).upper()}: not valid JSON") from ex
+        raise ConfigError(f"{m.group(1) if m else 'settings'}: {ex}") from ex
+
+
+def _check_yaml(config_file: Path) -> None:
+    """The config file parses as a YAML mapping, or ConfigError says where it does not."""
+    try:
+        data = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
+    except yaml.YAMLError as ex:
+        mark = getattr(ex, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(ex, "problem", None) or "not valid YAML"
+        raise ConfigError(f"--config: YAML syntax error in {config_file}{at}: {problem}") from ex
+    except (OSError, UnicodeDecodeError) as ex:
+        raise ConfigError(f"--config: cannot read {config_file}: {ex}") from ex
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"--config: {config_file} must be a mapping of settings, "
+                          f"not a {type(data).__name__}")

@@ -25,6 +25,16 @@ if [[ ! -x .venv-focus/bin/focus-validator ]]; then
 fi
 export FOCUS_VALIDATOR="$PWD/.venv-focus/bin/focus-validator"
 
+# promtool (Debian's prometheus package) checks the alert rules; install it where the
+# machine allows (root with apt), so that check runs instead of failing for want of it.
+if ! command -v promtool >/dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  # No daemon is wanted, only the tool: keep the package's service from starting.
+  { DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends \
+      prometheus || { apt-get update -q && DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
+      apt-get install -y -q --no-install-recommends prometheus; }; } >.venv/apt.log 2>&1 ||
+    { cat .venv/apt.log >&2; exit 1; }
+fi
+
 trap 'infra/services.sh wipe || true' EXIT
 services_env="$(infra/services.sh up)"
 eval "$services_env"

@@ -92,15 +92,27 @@ class _ParquetPartition(StatefulSinkPartition[list[tuple], tuple[int, list[tuple
         return f"part-{self.sink.run_key}-{self.part}-{seq:06d}.parquet"
 
     def remove_files_from(self, seq: int) -> None:
-        fs, prefix = self.sink.fs, f"part-{self.sink.run_key}-{self.part}-"
-        pattern = f"{self.sink.root}/date=*/{prefix}*.parquet"
-        stale = [p for p in _retrying(self.sink.dataset.name, fs.glob, pattern)
-                 if int(p.rsplit("-", 1)[1].split(".")[0]) >= seq]
+        stale = [path for path, n in self._own_files() if n >= seq]
         for path in stale:
-            _retrying(self.sink.dataset.name, fs.rm, path)
+            _retrying(self.sink.dataset.name, self.sink.fs.rm_file, path)  # one literal file
         if stale:
             log.info("removed files written after the snapshot dataset=%s partition=%s files=%d",
                      self.sink.dataset.name, self.part, len(stale))
+
+    def _own_files(self) -> list[tuple[str, int]]:
+        """This partition's files and their seq. The root is user input, so it is listed
+        and the names filtered here, never handed to a glob (``/data/job-*`` is literal)."""
+        fs, root = self.sink.fs, self.sink.root
+        prefix = f"part-{self.sink.run_key}-{self.part}-"
+        found = []
+        for path in _retrying(self.sink.dataset.name, fs.find, root):
+            folder, _, name = path.rpartition("/")
+            seq = name[len(prefix):-len(".parquet")]
+            if (folder.rpartition("/")[0] == root.rstrip("/") and
+                    folder.rpartition("/")[2].startswith("date=") and
+                    name.startswith(prefix) and name.endswith(".parquet") and seq.isdigit()):
+                found.append((path, int(seq)))
+        return found
 
     def write_batch(self, values: list[list[tuple]]) -> None:
         for rows in values:

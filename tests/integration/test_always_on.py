@@ -93,24 +93,39 @@ def long_stream(tmp_path_factory) -> tuple[Path, list[bytes], dict]:
     return generated
 
 
+def _store_written_since(recovery: Path, t: float) -> bool:
+    """A snapshot committed after ``t``: a recovery part (or its journal) changed since."""
+    for f in recovery.rglob("*.sqlite3*"):
+        try:
+            if f.stat().st_mtime > t:
+                return True
+        except FileNotFoundError:  # a journal that sqlite just removed
+            continue
+    return False
+
+
 def test_kill_9_three_times_loses_nothing_and_doubles_nothing(services, long_stream, s3_out,
                                                               tmp_path):
     path, lines, dead_letters = long_stream
     topic = create_topic(services["KAFKA_BOOTSTRAP"], partitions=3)
     produce(services["KAFKA_BOOTSTRAP"], topic, lines)
     oracle = oracle_totals([path], now=datetime.now(UTC))
-    rng = random.Random(5)
     recovery = tmp_path / "recovery"
     args = run_args(services, topic, s3_out, recovery, "--until-end")
     # Small files, so kills land between writes and resumes must replace files; dedupe
     # runs of 1,000 ids or more snapshotted as files, so resumes read most ids from them.
     env = {"BURNWATCH_ROWS_PER_FILE": "20000", "BURNWATCH_DEDUPE_FILE_KEYS": "1000"}
     kills = 0
-    for _ in range(3):
-        job = Job(*args, env=env, log=tmp_path / "job.log")
-        # Long enough for snapshots and files (1 s epochs), short enough that the three
-        # runs together do not finish the stream.
-        time.sleep(rng.uniform(1.2, 2.0))
+    for run in range(3):
+        log = tmp_path / f"job-{run}.log"
+        job = Job(*args, env=env, log=log)
+        # Kill only once this run has written state: its (run+1)-th file, then a snapshot
+        # in the recovery store after it, so every kill lands on a different point.
+        assert wait_until(lambda log=log, run=run: log.read_text().count("flushed dataset=")
+                          > run, timeout=120, every=0.05), job.output()
+        flushed = time.time()
+        assert wait_until(lambda t=flushed: _store_written_since(recovery, t), timeout=60,
+                          every=0.05), job.output()
         assert job.running(), "the job finished before it could be killed:\n" + job.output()
         job.kill9()
         kills += 1
