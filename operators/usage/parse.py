@@ -327,6 +327,7 @@ def times_us(texts: list[str]) -> tuple[np.ndarray, dict[int, Rejection]]:
     else:
         early = idx[(out[idx] < MIN_TIME_US) | (out[idx] >= MAX_TIME_US)]
         plain[early] = False  # one by one, for the reason
+        out[early] = 0
     for i in np.flatnonzero(~plain).tolist():
         us = _time_us(texts[i])
         if type(us) is Rejection:
@@ -386,6 +387,7 @@ def parse_batch(
     time_us, bad_times = times_us(times)
     rejected.extend((keep[j], r) for j, r in bad_times.items())
     ahead = time_us > now_us + max_clock_skew_us
+    ahead[list(bad_times)] = False  # one dead letter per line
     for j in np.flatnonzero(ahead).tolist():
         rejected.append((keep[j], Rejection(
             Reason.FUTURE_TIMESTAMP,
