@@ -4,6 +4,8 @@ does not stop, and the totals of the valid lines equal the DuckDB oracle."""
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from flows.replay import replay
 from flows.settings import load_settings
 from tests.oracle import dead_letter_counts, mismatches, oracle_totals, output_totals, read_dataset
@@ -33,7 +35,11 @@ HOSTILE = [  # (line, reason it must get)
 SPELLINGS = ["\u00c5ngstr\u00f6m", "A\u030angstro\u0308m", "\u212bngstr\u00f6m"]
 
 
-def test_hostile_lines_become_dead_letters_and_valid_totals_match_the_oracle(tmp_path):
+PRICING = [{"meter": "api_calls", "prices": [{"unit_price": "1000000"}]}]  # the highest price
+
+
+@pytest.mark.parametrize("pricing", [[], PRICING], ids=["unpriced", "priced"])
+def test_hostile_lines_become_dead_letters_and_valid_totals_match_the_oracle(tmp_path, pricing):
     lines = [event(i) for i in range(100)]
     lines += [event(200 + i, tenant=SPELLINGS[i % 3], time=f"2026-11-20t10:{i:02d}:00z")
               for i in range(30)]
@@ -43,7 +49,7 @@ def test_hostile_lines_become_dead_letters_and_valid_totals_match_the_oracle(tmp
     path.write_bytes(b"\n".join(lines) + b"\n")
     out = tmp_path / "out"
 
-    summary = replay(load_settings(None, out=str(out)), [path])
+    summary = replay(load_settings(None, out=str(out), pricing=pricing), [path])
 
     expected = {}
     for _, reason in HOSTILE:
@@ -58,3 +64,6 @@ def test_hostile_lines_become_dead_letters_and_valid_totals_match_the_oracle(tmp
     assert mismatches(oracle, output_totals(str(out))) == []
     tenants = {t for t, _, _ in oracle}
     assert tenants == {"acme", "\u00c5ngstr\u00f6m"}  # the three spellings are one tenant
+    if pricing:
+        costs = read_dataset(str(out), "rollups").column("cost").to_pylist()
+        assert sum(costs) == sum(q for q, _ in oracle.values()) * 1_000_000

@@ -118,3 +118,24 @@ def test_max_identifier_length_counts_characters_after_nfc():
     limits = RecordLimits(max_identifier_length=3)
     assert reasons([flat(tenant="A\u030aA\u030aA\u030a", meter="m")], limits) == []  # 3 after NFC
     assert reasons([flat(tenant="abcd", meter="m")], limits) == ["invalid_field"]
+
+
+@pytest.mark.parametrize("over, named", [
+    ({"max_quantity": 1e16}, "max_quantity"),  # above 1e15 a window sum could overflow
+    ({"max_quantity": 0}, "max_quantity"),
+    ({"max_identifier_length": 0}, "max_identifier_length"),
+])
+def test_bad_record_limits_name_the_setting(over, named):
+    from flows.settings import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=named):
+        load_settings(None, **over)
+
+
+def test_the_record_limits_settings_reach_the_parse_step():
+    from flows.settings import load_settings
+    from flows.usage import usage_config
+
+    config = usage_config(load_settings(None, max_quantity=10, max_identifier_length=5),
+                          follow_wall_clock=False)
+    assert config.limits == RecordLimits(max_quantity=10, max_identifier_length=5)
