@@ -253,11 +253,16 @@ _decode_shape = msgspec.json.Decoder(_Shape).decode
 def _quick_fields(raw: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Fields | None:
     """The event's fields when the record is of the common case, else None (ask the rule).
 
-    The common case is ASCII without escapes or DEL: then no string can hold a control
-    character (JSON forbids the others raw) or need normalising; only lengths are left.
+    In ASCII without escapes or DEL no string can hold a control character (JSON
+    forbids the others raw) or need normalising: only lengths are left to check.
     """
-    if not raw.isascii() or b"\\" in raw or b"\x7f" in raw:
-        return None
+    plain = raw.isascii()
+    if not plain:
+        try:
+            raw.decode()  # msgspec does not check the UTF-8 of the fields it skips
+        except UnicodeDecodeError:
+            return None
+    plain = plain and b"\\" not in raw and b"\x7f" not in raw
     try:
         e = _decode_shape(raw)
     except (ValueError, RecursionError):  # not the common case (or not JSON): the rule says
@@ -278,10 +283,17 @@ def _quick_fields(raw: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Fields |
         and not (eid.isspace() or tenant.isspace() or meter.isspace())
     ):
         d = body.dimensions
-        if d is None:
-            return eid, tenant, meter, q, t, _NO_DIMENSIONS
-        if all(len(k) <= n and len(v) <= n for k, v in d.items()):
-            return eid, tenant, meter, q, t, orjson.dumps(d, option=_SORTED)
+        if plain:
+            if d is None:
+                return eid, tenant, meter, q, t, _NO_DIMENSIONS
+            if all(len(k) <= n and len(v) <= n for k, v in d.items()):
+                return eid, tenant, meter, q, t, orjson.dumps(d, option=_SORTED)
+            return None
+        # The rule's own checks; if one refuses, the rule names the reason.
+        tenant, meter, dims = _identifier(tenant, "tenant", n), _identifier(meter, "meter", n), \
+            _dimensions(d, n)
+        if Rejection not in (type(tenant), type(meter), type(dims)):
+            return eid, tenant, meter, q, t, dims
     return None
 
 
