@@ -290,8 +290,8 @@ def _quick_fields(raw: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Fields |
                 return eid, tenant, meter, q, t, orjson.dumps(d, option=_SORTED)
             return None
         # The rule's own checks; if one refuses, the rule names the reason.
-        tenant, meter, dims = _identifier(tenant, "tenant", n), _identifier(meter, "meter", n), \
-            _dimensions(d, n)
+        tenant, meter = _identifier(tenant, "tenant", n), _identifier(meter, "meter", n)
+        dims = _dimensions(d, n)
         if Rejection not in (type(tenant), type(meter), type(dims)):
             return eid, tenant, meter, q, t, dims
     return None

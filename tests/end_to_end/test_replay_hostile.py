@@ -19,11 +19,12 @@ def event(i: int, **over) -> bytes:
 
 
 HOSTILE = [  # (line, reason it must get)
+    (event(1004, time="0001-01-07T00:00:00Z"), "invalid_time"),  # the first line of all
     (b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "invalid_json"),
     (event(1001, quantity=1e25), "invalid_quantity"),
-    (event(1002, quantity=1e308), "invalid_quantity"),
-    (event(1003, quantity=1e308), "invalid_quantity"),
-    (event(1004, time="0001-01-07T00:00:00Z"), "invalid_time"),
+    # two in one window: inf if they were summed
+    (event(1002, quantity=1e308, time="2026-11-20T10:02:10Z"), "invalid_quantity"),
+    (event(1003, quantity=1e308, time="2026-11-20T10:02:30Z"), "invalid_quantity"),
     (event(1005, time="2026-W47-5T10:00:00Z"), "invalid_time"),
     (event(1006, time="20261120T100000Z"), "invalid_time"),
     (event(1007, time="2026-11-20T10Z"), "invalid_time"),
@@ -44,7 +45,7 @@ def test_hostile_lines_become_dead_letters_and_valid_totals_match_the_oracle(tmp
     lines += [event(200 + i, tenant=SPELLINGS[i % 3], time=f"2026-11-20t10:{i:02d}:00z")
               for i in range(30)]
     for k, (line, _) in enumerate(HOSTILE):
-        lines.insert(7 * k + 3, line)  # among the valid lines, the first one early
+        lines.insert(7 * k, line)  # among the valid lines, the first one first
     path = tmp_path / "hostile.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     out = tmp_path / "out"
