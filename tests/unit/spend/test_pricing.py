@@ -79,7 +79,7 @@ def test_bad_catalogs_are_refused_with_the_place(bad, where):
 
 # --- properties: any quantity in range prices; graduated tiers sum exactly ---
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from operators.spend.pricing import MAX_UNIT_PRICE, month_of  # noqa: E402
@@ -111,13 +111,15 @@ def restated_cost(tiers: list[dict], before: Decimal, quantity: Decimal) -> Deci
 
 @settings(max_examples=200, deadline=None)
 @given(tiers=tier_lists(), slices=st.lists(quantities, min_size=1, max_size=8))
+@example(tiers=[{"up_to": None, "unit_price": "246.527252939"}],
+         slices=[405634666382073.0, 1.1754943508222875e-38, 1.1754943508222875e-38])
 def test_any_quantity_in_range_prices_and_graduated_rows_sum_to_the_months_price(tiers, slices):
     catalog = catalog_from_config([{"meter": "m", "prices": [{"tiers": tiers}]}])
     rows, unpriced = Pricer(catalog).price_rows(
         [("t", "m", NOV, NOV + 60_000_000, q, 1) for q in slices])
     assert unpriced == 0
     with localcontext() as ctx:
-        ctx.prec = 80  # the restatement must not round
+        ctx.prec = 1000  # the restatement must not round (a float may be 5e-324)
         before, exact = Decimal(0), []
         for q in slices:
             exact.append(restated_cost(tiers, before, Decimal(repr(q))))
@@ -134,7 +136,7 @@ def test_the_largest_quantities_at_the_largest_prices_fit_the_money_type(q, pric
     catalog = catalog_from_config([{"meter": "m", "prices": [{"unit_price": str(price)}]}])
     cost, _, _ = catalog.price("m", NOV, q, Decimal(before))
     with localcontext() as ctx:
-        ctx.prec = 80  # the restatement must not round
+        ctx.prec = 1000  # the restatement must not round (a float may be 5e-324)
         assert cost == (Decimal(repr(q)) * price).quantize(Decimal("1e-9"))
     assert cost.adjusted() < 29  # decimal(38, 9) holds it
 
