@@ -184,6 +184,15 @@ class Settings(BaseSettings):
     dedupe_horizon: timedelta = Field(
         timedelta(hours=48), description="How long (in watermark time) an id is remembered"
     )
+    # At most 1e15, so that no window sum can overflow (see operators/usage/parse.py).
+    max_quantity: float = Field(
+        1e12, gt=0, le=1e15,
+        description="Larger quantity in one event: dead letter invalid_quantity",
+    )
+    max_identifier_length: int = Field(
+        256, ge=1, le=65_536,
+        description="Longer tenant, meter or dimension key/value: dead letter invalid_field",
+    )
     # Fixed per store. Shards split evenly over W workers when W divides the count
     # (see operators/usage/shard_keys.py); each shard costs a little per read, so few is faster.
     id_shards: int = Field(4, ge=1, le=4096, description="Dedupe state shards (fixed per store)")

@@ -23,6 +23,7 @@ from operators.spend.ledger import NO_EXPIRY, Grant
 from operators.spend.pricing import catalog_from_config
 from operators.spend.steps import track_spend
 from operators.usage.admission import AdmissionConfig
+from operators.usage.parse import RecordLimits
 from operators.usage.run_files import RunFileConfig
 from operators.usage.shard_keys import shard_of
 from operators.usage.steps import UsageConfig, meter_usage
@@ -56,6 +57,7 @@ def usage_config(settings: Settings, *, follow_wall_clock: bool,
         ),
         id_shards=settings.id_shards,
         max_clock_skew_us=duration_us(settings.max_clock_skew),
+        limits=RecordLimits(settings.max_quantity, settings.max_identifier_length),
         sink_partitions=settings.sink_partitions,
         catalog=catalog_from_config(settings.pricing) if settings.pricing else None,
         burn=burn_config(settings),

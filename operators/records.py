@@ -38,8 +38,9 @@ class Reason(StrEnum):
     INVALID_JSON = "invalid_json"  # not UTF-8 JSON, or not a JSON object
     MISSING_FIELD = "missing_field"  # id, tenant/subject, meter or time absent or empty
     INVALID_FIELD = "invalid_field"  # a field of the wrong type (e.g. dimensions not an object)
-    INVALID_QUANTITY = "invalid_quantity"  # non-numeric, NaN, infinite or negative
-    INVALID_TIME = "invalid_time"  # not RFC 3339 with an offset
+    INVALID_QUANTITY = "invalid_quantity"  # non-numeric, NaN, infinite, negative or > max_quantity
+    INVALID_TIME = "invalid_time"  # not RFC 3339 with an offset, or outside the supported range
+    INVALID_VALUE = "invalid_value"  # its content made a step fail in a way no other reason names
     FUTURE_TIMESTAMP = "future_timestamp"  # beyond max_clock_skew ahead of the wall clock
     TOO_LATE = "too_late"  # beyond max_lateness behind the watermark
     DUPLICATE_CONFLICT = "duplicate_conflict"  # same id as an earlier event, other content

@@ -38,14 +38,20 @@ fields AS (
     FROM parsed
     WHERE json_type(j) = 'OBJECT'
 ),
-valid AS (
-    SELECT *, TRY_CAST(time_text AS TIMESTAMPTZ) AS ts
+valid AS (  -- README "Input records": identifiers, quantity and time rules
+    SELECT * REPLACE (nfc_normalize(tenant) AS tenant, nfc_normalize(meter) AS meter),
+           TRY_CAST(upper(time_text) AS TIMESTAMPTZ) AS ts
     FROM fields
     WHERE id_type = 'VARCHAR' AND id <> ''
       AND trim(tenant) <> '' AND trim(meter) <> ''
+      AND NOT regexp_matches(tenant || meter, '[\x00-\x1f\x7f-\x9f]')
+      AND length(nfc_normalize(tenant)) <= 256 AND length(nfc_normalize(meter)) <= 256
       AND q_type IN ('UBIGINT', 'BIGINT', 'DOUBLE') AND isfinite(quantity) AND quantity >= 0
-      AND regexp_matches(time_text, '(Z|[+-]\d\d:\d\d)$')
-      AND TRY_CAST(time_text AS TIMESTAMPTZ) IS NOT NULL
+      AND quantity <= 1e12
+      AND regexp_full_match(time_text,
+          '\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,6})?([Zz]|[+-]\d\d:\d\d)')
+      AND TRY_CAST(upper(time_text) AS TIMESTAMPTZ) >= TIMESTAMPTZ '1970-01-01 00:00:00+00'
+      AND TRY_CAST(upper(time_text) AS TIMESTAMPTZ) < TIMESTAMPTZ '9999-01-01 00:00:00+00'
 ),
 timely AS (  -- not stamped beyond the clock skew
     SELECT * FROM valid WHERE ts <= $now::TIMESTAMPTZ + INTERVAL 10 MINUTE

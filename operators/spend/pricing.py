@@ -17,6 +17,13 @@ Rounding: quantities enter as the shortest decimal that round-trips their
 float (``Decimal(repr(q))``); a row's cost is quantized to 9 decimal places,
 ROUND_HALF_EVEN (the Parquet column is decimal(38, 9)). Round to the
 currency's minor unit once, on the invoice total, not per row.
+
+Why a row's cost always fits decimal(38, 9): an event's quantity is at most
+``max_quantity`` <= 1e15 (operators/usage/parse.py) and a unit price at most
+``MAX_UNIT_PRICE`` = 1e6, so an event costs at most 1e21 and a row of up to 1e7
+events of the largest quantity at the largest price stays below 1e28 < 1e29, the
+largest value with 9 decimals in 38 digits. Realistic rows are many orders below.
+The arithmetic runs in a 38-digit context, so it rounds rather than raises.
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from operators.records import to_datetime, to_us
 
 COST_EXPONENT = Decimal("1e-9")
+MAX_UNIT_PRICE = Decimal(10) ** 6
+# month_of's range: datetime holds years 1 to 9999; the watermark and "never" lie outside.
+_FIRST_US = to_us(datetime(1, 1, 1, tzinfo=UTC))
+_LAST_US = to_us(datetime(9999, 12, 1, tzinfo=UTC))
 
 
 @dataclass(frozen=True)
@@ -76,8 +87,12 @@ def graduated_cost(tiers: tuple[Tier, ...], before: Decimal, quantity: Decimal) 
 
 
 def month_of(time_us: int) -> int:
-    """YYYYMM of a UTC time: the period graduated tiers accumulate over."""
-    dt = to_datetime(time_us)
+    """YYYYMM of a UTC time: the period graduated tiers accumulate over.
+
+    Times outside years 1-9999 (an unset watermark, one minus max_lateness near the
+    event-time floor) clamp to the first or last month instead of overflowing.
+    """
+    dt = to_datetime(min(max(time_us, _FIRST_US), _LAST_US))
     return dt.year * 100 + dt.month
 
 
@@ -104,9 +119,9 @@ class PriceCatalog:
             return None
         q = Decimal(repr(float(quantity)))
         with localcontext() as ctx:
-            ctx.prec = 38
+            ctx.prec = 38  # quantize too: outside this context it would round to 28 digits
             cost = graduated_cost(version.tiers, month_before, q)
-        return cost.quantize(COST_EXPONENT, rounding=ROUND_HALF_EVEN), mp.currency, q
+            return cost.quantize(COST_EXPONENT, rounding=ROUND_HALF_EVEN), mp.currency, q
 
 
 def _decimal(value: object, where: str) -> Decimal:
@@ -119,6 +134,13 @@ def _decimal(value: object, where: str) -> Decimal:
         raise ValueError(f"{where}: not a decimal number: {value!r}") from ex
     if not d.is_finite() or d < 0:
         raise ValueError(f"{where}: must be a finite number >= 0 (got {value!r})")
+    return d
+
+
+def _unit_price(value: object, where: str) -> Decimal:
+    d = _decimal(value, where)
+    if d > MAX_UNIT_PRICE:  # see the module docstring: a row's cost must fit decimal(38, 9)
+        raise ValueError(f"{where}: at most {MAX_UNIT_PRICE} per unit (got {value!r})")
     return d
 
 
@@ -152,13 +174,13 @@ def catalog_from_config(entries: list[dict]) -> PriceCatalog:
             if ("unit_price" in v) == ("tiers" in v):
                 raise ValueError(f"{vw}: give either unit_price or tiers")
             if "unit_price" in v:
-                tiers = (Tier(None, _decimal(v["unit_price"], f"{vw}.unit_price")),)
+                tiers = (Tier(None, _unit_price(v["unit_price"], f"{vw}.unit_price")),)
             else:
                 tiers = tuple(
                     Tier(
                         None if t.get("up_to") is None
                         else _decimal(t["up_to"], f"{vw}.tiers[{k}].up_to"),
-                        _decimal(t.get("unit_price"), f"{vw}.tiers[{k}].unit_price"),
+                        _unit_price(t.get("unit_price"), f"{vw}.tiers[{k}].unit_price"),
                     )
                     for k, t in enumerate(v["tiers"])
                 )

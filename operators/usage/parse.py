@@ -15,13 +15,25 @@ given a few quick checks (:func:`_quick_fields`). A record that does not fit
 goes through the rule (:func:`_record`: orjson, then :func:`_checked_fields`),
 which decides and names the reason. A test requires both to give the same
 answer on a generated stream with every kind of bad record.
+
+By contract, whatever one record's content makes the parser raise (a RecursionError
+from deep nesting, anything unforeseen) becomes that record's dead letter
+``invalid_value``; the other records of the batch are parsed as usual.
+
+Limits (:class:`RecordLimits`, README "Input records"): a quantity is at most
+``max_quantity``, a time lies in [1970-01-01, 9999-01-01) UTC, and tenant, meter and
+dimension keys and values are identifiers: NFC-normalised, no control characters, at
+most ``max_identifier_length`` characters after normalisation.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 import msgspec
@@ -52,12 +64,53 @@ _RFC3339 = (
     r"(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
 )
 _TIMESTAMP_US = pa.timestamp("us", tz="UTC")
+# Everything RFC 3339 (section 5.6) allows: "t" and "z" in either case, any number of
+# fractional digits (kept to the microsecond). Not ISO 8601's other forms (week dates,
+# basic format, hour-only times, a space for "T"), which ``fromisoformat`` would read.
+_RFC3339_ANY = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,6})\d*)?([Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
+)
+# The event-time range. The floor keeps every watermark, window and month computed from
+# an event (its time minus max_lateness, at most a few years) inside what ``datetime``
+# can hold; the ceiling keeps a window's end there.
+MIN_TIME_US = to_us(datetime(1970, 1, 1, tzinfo=UTC))
+MAX_TIME_US = to_us(datetime(9999, 1, 1, tzinfo=UTC))
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 
 
-def _text(obj: dict, key: str) -> str | Rejection:
+@dataclass(frozen=True)
+class RecordLimits:
+    """What a record may hold (settings ``max_quantity``, ``max_identifier_length``).
+
+    Why ``max_quantity`` (at most 1e15) makes overflow impossible: a window sums at most
+    2**63 events, so a float64 sum stays below 1e15 * 2**63 < 1e35, far from 1.8e308;
+    pricing bounds unit prices (``operators.spend.pricing.MAX_UNIT_PRICE``) so that a
+    row's cost fits decimal(38, 9), see there.
+    """
+
+    max_quantity: float = 1e12
+    max_identifier_length: int = 256
+
+
+DEFAULT_LIMITS = RecordLimits()
+
+
+def _identifier(value: str, what: str, max_length: int) -> str | Rejection:
+    """``value`` as an identifier (NFC, no control characters, bounded length)."""
+    if not value.isascii():
+        value = unicodedata.normalize("NFC", value)
+    if _CONTROL.search(value):
+        return Rejection(Reason.INVALID_FIELD, f"{what} has a control character")
+    if len(value) > max_length:
+        return Rejection(Reason.INVALID_FIELD, f"{what} is longer than {max_length} characters")
+    return value
+
+
+def _text(obj: dict, key: str, max_length: int | None = None) -> str | Rejection:
     value = obj.get(key)
     if type(value) is str and value and not value.isspace():
-        return value
+        return value if max_length is None else _identifier(value, key, max_length)
     if value is None or value == "":
         return Rejection(Reason.MISSING_FIELD, f"{key} is missing or empty")
     if not isinstance(value, str):
@@ -65,7 +118,7 @@ def _text(obj: dict, key: str) -> str | Rejection:
     return Rejection(Reason.MISSING_FIELD, f"{key} is blank")
 
 
-def _quantity(value: object) -> float | Rejection:
+def _quantity(value: object, max_quantity: float) -> float | Rejection:
     if value is None:
         return Rejection(Reason.MISSING_FIELD, "quantity is missing")
     # bool is an int subclass; true is not a quantity
@@ -79,6 +132,9 @@ def _quantity(value: object) -> float | Rejection:
         return Rejection(Reason.INVALID_QUANTITY, "quantity is not finite")
     if q < 0:
         return Rejection(Reason.INVALID_QUANTITY, "quantity is negative")
+    if q > max_quantity:
+        return Rejection(Reason.INVALID_QUANTITY,
+                         f"quantity is above max_quantity ({max_quantity:g})")
     return q
 
 
@@ -91,20 +147,27 @@ def _time_text(value: object) -> str | Rejection:
 
 
 def _time_us(text: str) -> int | Rejection:
+    m = _RFC3339_ANY.fullmatch(text)
+    if m is None:
+        return Rejection(Reason.INVALID_TIME, "time is not RFC 3339 with an offset")
+    date, clock, fraction, offset = m.groups()
+    offset = "+00:00" if offset in "Zz" else offset
     try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        return Rejection(Reason.INVALID_TIME, "time is not RFC 3339")
-    if dt.tzinfo is None:
-        return Rejection(Reason.INVALID_TIME, "time has no UTC offset")
-    try:
-        return to_us(dt)
-    except OverflowError:
-        return Rejection(Reason.INVALID_TIME, "time is out of range")
+        dt = datetime.fromisoformat(f"{date}T{clock}.{(fraction or '').ljust(6, '0')}{offset}")
+        us = to_us(dt)
+    except (ValueError, OverflowError):
+        return Rejection(Reason.INVALID_TIME, "time is not a valid date and time")
+    return _in_range(us)
 
 
-def _dimensions(value: object) -> bytes | Rejection:
-    """Canonical JSON of the dimensions: sorted keys, scalar values as strings."""
+def _in_range(us: int) -> int | Rejection:
+    if MIN_TIME_US <= us < MAX_TIME_US:
+        return us
+    return Rejection(Reason.INVALID_TIME, "time is before 1970-01-01 or after 9998-12-31 UTC")
+
+
+def _dimensions(value: object, max_length: int) -> bytes | Rejection:
+    """Canonical JSON of the dimensions: sorted keys, scalar values as strings, identifiers."""
     if value is None:
         return _NO_DIMENSIONS
     if type(value) is not dict:
@@ -113,19 +176,27 @@ def _dimensions(value: object) -> bytes | Rejection:
     for k, v in value.items():
         if type(v) is not str:
             if v is not None and not isinstance(v, _SCALARS):
-                return Rejection(Reason.INVALID_FIELD, f"dimension {k!r} is not a scalar")
+                return Rejection(Reason.INVALID_FIELD, f"dimension {k[:64]!r} is not a scalar")
             v = "" if v is None else str(v)
-        flat[k] = v
+        key = _identifier(k, "a dimension key", max_length)
+        if type(key) is Rejection:
+            return key
+        v = _identifier(v, f"dimension {key[:64]!r}", max_length) if v else v
+        if type(v) is Rejection:
+            return v
+        if key in flat:  # two spellings of one key: which value wins would be arbitrary
+            return Rejection(Reason.INVALID_FIELD, f"dimension {key[:64]!r} is given twice")
+        flat[key] = v
     return orjson.dumps(flat, option=_SORTED)
 
 
 Fields = tuple  # (id, tenant, meter, quantity, time text, canonical dimensions)
 
 
-def _record(raw: bytes) -> Fields | Rejection:
+def _record(raw: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Fields | Rejection:
     """Decode and check one record: the rule."""
     obj = _decode(raw)
-    return obj if type(obj) is Rejection else _checked_fields(obj)
+    return obj if type(obj) is Rejection else _checked_fields(obj, limits)
 
 
 def _decode(raw: bytes) -> dict | Rejection:
@@ -179,16 +250,22 @@ class _Shape(msgspec.Struct, gc=False):
 _decode_shape = msgspec.json.Decoder(_Shape).decode
 
 
-def _quick_fields(raw: bytes) -> Fields | None:
-    """The event's fields when the record is of the common case, else None (ask the rule)."""
-    if not raw.isascii():
+def _quick_fields(raw: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Fields | None:
+    """The event's fields when the record is of the common case, else None (ask the rule).
+
+    In ASCII without escapes or DEL no string can hold a control character (JSON
+    forbids the others raw) or need normalising: only lengths are left to check.
+    """
+    plain = raw.isascii()
+    if not plain:
         try:
             raw.decode()  # msgspec does not check the UTF-8 of the fields it skips
         except UnicodeDecodeError:
             return None
+    plain = plain and b"\\" not in raw and b"\x7f" not in raw
     try:
         e = _decode_shape(raw)
-    except ValueError:  # msgspec.DecodeError: not the common case (or not JSON)
+    except (ValueError, RecursionError):  # not the common case (or not JSON): the rule says
         return None
     if e.specversion is msgspec.UNSET:
         tenant, body = e.tenant, e
@@ -197,35 +274,49 @@ def _quick_fields(raw: bytes) -> Fields | None:
     else:
         return None
     eid, meter, q, t = e.id, body.meter, body.quantity, e.time
+    n = limits.max_identifier_length
     if (
         # Beyond 2**53 the rule decides: a long integer literal must round as Python's does.
-        eid and tenant and meter and t and q is not None and 0 <= q <= _EXACT_INT
+        eid and tenant and meter and t and q is not None
+        and 0 <= q <= _EXACT_INT and q <= limits.max_quantity
+        and len(tenant) <= n and len(meter) <= n
         and not (eid.isspace() or tenant.isspace() or meter.isspace())
     ):
         d = body.dimensions
-        return eid, tenant, meter, q, t, (_NO_DIMENSIONS if d is None
-                                          else orjson.dumps(d, option=_SORTED))
+        if plain:
+            if d is None:
+                return eid, tenant, meter, q, t, _NO_DIMENSIONS
+            dims = orjson.dumps(d, option=_SORTED)
+            # Each key and value is shorter than the whole object: mostly one len() suffices.
+            if len(dims) <= n or all(len(k) <= n and len(v) <= n for k, v in d.items()):
+                return eid, tenant, meter, q, t, dims
+            return None
+        # The rule's own checks; if one refuses, the rule names the reason.
+        tenant, meter = _identifier(tenant, "tenant", n), _identifier(meter, "meter", n)
+        dims = _dimensions(d, n)
+        if Rejection not in (type(tenant), type(meter), type(dims)):
+            return eid, tenant, meter, q, t, dims
     return None
 
 
-def _checked_fields(obj: dict) -> Fields | Rejection:
+def _checked_fields(obj: dict, limits: RecordLimits) -> Fields | Rejection:
     if "specversion" in obj:
         if obj["specversion"] != "1.0":
             return Rejection(Reason.INVALID_FIELD, "specversion must be 1.0")
         body = obj.get("data")
         if not isinstance(body, dict):
             return Rejection(Reason.INVALID_FIELD, "CloudEvents data must be a JSON object")
-        tenant = _text(obj, "subject")
+        tenant = _text(obj, "subject", limits.max_identifier_length)
     else:
         body = obj
-        tenant = _text(obj, "tenant")
+        tenant = _text(obj, "tenant", limits.max_identifier_length)
     parts = (
         _text(obj, "id"),
         tenant,
-        _text(body, "meter"),
-        _quantity(body.get("quantity")),
+        _text(body, "meter", limits.max_identifier_length),
+        _quantity(body.get("quantity"), limits.max_quantity),
         _time_text(obj.get("time")),
-        _dimensions(body.get("dimensions")),
+        _dimensions(body.get("dimensions"), limits.max_identifier_length),
     )
     for part in parts:
         if type(part) is Rejection:
@@ -247,6 +338,10 @@ def times_us(texts: list[str]) -> tuple[np.ndarray, dict[int, Rejection]]:
         out[idx] = pc.take(arr, idx).cast(_TIMESTAMP_US).cast(pa.int64()).to_numpy()
     except pa.ArrowInvalid:  # a date that does not exist (30 February): decide one by one
         plain[:] = False
+    else:
+        early = idx[(out[idx] < MIN_TIME_US) | (out[idx] >= MAX_TIME_US)]
+        plain[early] = False  # one by one, for the reason
+        out[early] = 0
     for i in np.flatnonzero(~plain).tolist():
         us = _time_us(texts[i])
         if type(us) is Rejection:
@@ -256,9 +351,9 @@ def times_us(texts: list[str]) -> tuple[np.ndarray, dict[int, Rejection]]:
     return out, bad
 
 
-def parse_event(raw: bytes) -> UsageEvent | Rejection:
+def parse_event(raw: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> UsageEvent | Rejection:
     """Parse one record on its own (the batch path decides the same way)."""
-    fields = _record(raw)
+    fields = _record(raw, limits)
     if type(fields) is Rejection:
         return fields
     eid, tenant, meter, q, t, dims = fields
@@ -270,7 +365,8 @@ def parse_event(raw: bytes) -> UsageEvent | Rejection:
 
 
 def parse_batch(
-    raw: RawBatch, *, now_us: int, max_clock_skew_us: int
+    raw: RawBatch, *, now_us: int, max_clock_skew_us: int,
+    limits: RecordLimits = DEFAULT_LIMITS,
 ) -> tuple[EventBatch, list[DeadLetter]]:
     """Parse a batch; events stamped too far ahead of ``now_us`` are rejected.
 
@@ -287,7 +383,10 @@ def parse_batch(
     dims: list[int] = []
     keys: dict[tuple[str, str], int] = {}  # (tenant, meter) -> code, per batch
     for i, line in enumerate(lines):
-        fields = _quick_fields(line) or _record(line)
+        try:
+            fields = _quick_fields(line, limits) or _record(line, limits)
+        except Exception as ex:  # by contract: what a record's content raises is its dead letter
+            fields = Rejection(Reason.INVALID_VALUE, f"{type(ex).__name__}: {ex}"[:200])
         if type(fields) is Rejection:
             rejected.append((i, fields))
             continue
@@ -302,6 +401,7 @@ def parse_batch(
     time_us, bad_times = times_us(times)
     rejected.extend((keep[j], r) for j, r in bad_times.items())
     ahead = time_us > now_us + max_clock_skew_us
+    ahead[list(bad_times)] = False  # one dead letter per line
     for j in np.flatnonzero(ahead).tolist():
         rejected.append((keep[j], Rejection(
             Reason.FUTURE_TIMESTAMP,

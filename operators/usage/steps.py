@@ -28,7 +28,7 @@ from operators.spend.focus import FocusParty
 from operators.spend.pricing import PriceCatalog, Pricer
 from operators.usage.admission import Admission, AdmissionConfig, WindowPartials, combine
 from operators.usage.batch import EventBatch
-from operators.usage.parse import parse_batch
+from operators.usage.parse import DEFAULT_LIMITS, RecordLimits, parse_batch
 from operators.usage.run_files import RunFileConfig, RunFiles
 from operators.usage.shard_keys import shard_key, shard_of
 from operators.usage.windows import NEVER, LeastWatermark, ReadProgress, WindowBook
@@ -48,6 +48,7 @@ class UsageConfig:
     tenant_shards: int = 8
     focus_party: FocusParty = FocusParty()
     dedupe_files: RunFileConfig | None = None  # large dedupe runs as files (with recovery)
+    limits: RecordLimits = DEFAULT_LIMITS
 
 
 @dataclass(frozen=True)
@@ -180,8 +181,10 @@ def _upstream_state(state: tuple, id_shards: int) -> tuple:
     return state
 
 
-def _parse(raw: RawBatch, clock: Clock, max_clock_skew_us: int):
-    batch, rejects = parse_batch(raw, now_us=clock(), max_clock_skew_us=max_clock_skew_us)
+def _parse(raw: RawBatch, clock: Clock, max_clock_skew_us: int,
+           limits: RecordLimits = DEFAULT_LIMITS):
+    batch, rejects = parse_batch(raw, now_us=clock(), max_clock_skew_us=max_clock_skew_us,
+                                 limits=limits)
     max_us = int(batch.time_us.max()) if len(batch) else NEVER
     return batch, rejects, ReadProgress(raw.partition, raw.partitions, max_us, raw.at_end)
 
@@ -199,7 +202,8 @@ def _shard_by_id(parsed, shards: int) -> list[tuple[str, tuple[int, EventBatch, 
 @operator
 def meter_usage(step_id: str, up: Stream[RawBatch], config: UsageConfig, clock: Clock) -> UsageOut:
     """Parse, dedupe, window and roll up usage; bad records become dead letters."""
-    parsed = op.map("parse", up, lambda raw: _parse(raw, clock, config.max_clock_skew_us))
+    parsed = op.map("parse", up, lambda raw: _parse(raw, clock, config.max_clock_skew_us,
+                                                         config.limits))
     parse_rejects = op.filter_map("parse_rejects", parsed, lambda p: p[1] or None)
     by_id = op.flat_map("shard_by_id", parsed, lambda p: _shard_by_id(p, config.id_shards))
     admitted = op.stateful_batch(

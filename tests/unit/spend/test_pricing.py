@@ -1,5 +1,5 @@
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 
@@ -75,3 +75,78 @@ def test_pricer_tracks_monthly_quantity_per_tenant_and_meter():
 def test_bad_catalogs_are_refused_with_the_place(bad, where):
     with pytest.raises(ValueError, match=where):
         catalog_from_config(bad)
+
+
+# --- properties: any quantity in range prices; graduated tiers sum exactly ---
+
+from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from operators.spend.pricing import MAX_UNIT_PRICE, month_of  # noqa: E402
+from operators.usage.windows import NEVER  # noqa: E402
+
+MAX_QUANTITY = 1e15  # the highest max_quantity the settings allow
+prices = st.decimals(min_value=0, max_value=MAX_UNIT_PRICE, places=9, allow_nan=False)
+quantities = st.floats(min_value=0, max_value=MAX_QUANTITY, allow_nan=False)
+
+
+@st.composite
+def tier_lists(draw):
+    bounds = sorted(draw(st.sets(st.integers(1, 10**16), max_size=4)))
+    ups = [Decimal(b) for b in bounds] + [None]
+    return [{"up_to": None if u is None else str(u), "unit_price": str(draw(prices))}
+            for u in ups]
+
+
+def restated_cost(tiers: list[dict], before: Decimal, quantity: Decimal) -> Decimal:
+    """The slice's price, tier by tier: the overlap of [before, before+q) with each tier."""
+    total, lower = Decimal(0), Decimal(0)
+    for t in tiers:
+        upper = Decimal(t["up_to"]) if t["up_to"] is not None else before + quantity
+        overlap = min(upper, before + quantity) - max(lower, before)
+        total += max(overlap, Decimal(0)) * Decimal(t["unit_price"])
+        lower = upper
+    return total
+
+
+@settings(max_examples=200, deadline=None)
+@given(tiers=tier_lists(), slices=st.lists(quantities, min_size=1, max_size=8))
+@example(tiers=[{"up_to": None, "unit_price": "246.527252939"}],
+         slices=[405634666382073.0, 1.1754943508222875e-38, 1.1754943508222875e-38])
+def test_any_quantity_in_range_prices_and_graduated_rows_sum_to_the_months_price(tiers, slices):
+    catalog = catalog_from_config([{"meter": "m", "prices": [{"tiers": tiers}]}])
+    rows, unpriced = Pricer(catalog).price_rows(
+        [("t", "m", NOV, NOV + 60_000_000, q, 1) for q in slices])
+    assert unpriced == 0
+    with localcontext() as ctx:
+        ctx.prec = 1000  # the restatement must not round (a float may be 5e-324)
+        before, exact = Decimal(0), []
+        for q in slices:
+            exact.append(restated_cost(tiers, before, Decimal(repr(q))))
+            before += Decimal(repr(q))
+        # each row is its slice of the month, to the 9th decimal ...
+        assert [r[-2] for r in rows] == [c.quantize(Decimal("1e-9")) for c in exact]
+        # ... and the slices add up to the price of the month's total, exactly
+        assert sum(exact) == restated_cost(tiers, Decimal(0), before)
+
+
+@settings(max_examples=200, deadline=None)
+@given(q=quantities, price=prices, before=st.integers(0, 10**20))
+def test_the_largest_quantities_at_the_largest_prices_fit_the_money_type(q, price, before):
+    catalog = catalog_from_config([{"meter": "m", "prices": [{"unit_price": str(price)}]}])
+    cost, _, _ = catalog.price("m", NOV, q, Decimal(before))
+    with localcontext() as ctx:
+        ctx.prec = 1000  # the restatement must not round (a float may be 5e-324)
+        assert cost == (Decimal(repr(q)) * price).quantize(Decimal("1e-9"))
+    assert cost.adjusted() < 29  # decimal(38, 9) holds it
+
+
+def test_a_unit_price_above_the_bound_is_refused():
+    with pytest.raises(ValueError, match=r"pricing\[0\].prices\[0\].unit_price"):
+        catalog_from_config([{"meter": "m", "prices": [{"unit_price": "1000001"}]}])
+
+
+def test_month_of_a_time_before_year_one_does_not_overflow():
+    # A watermark minus max_lateness near the event-time floor, or "never".
+    assert month_of(NEVER) == 101
+    assert month_of(to_us(datetime(1, 1, 7, tzinfo=UTC)) - 7 * 86_400_000_000) == 101
