@@ -23,7 +23,9 @@ Why a row's cost always fits decimal(38, 9): an event's quantity is at most
 ``MAX_UNIT_PRICE`` = 1e6, so an event costs at most 1e21 and a row of up to 1e7
 events of the largest quantity at the largest price stays below 1e28 < 1e29, the
 largest value with 9 decimals in 38 digits. Realistic rows are many orders below.
-The arithmetic runs in a 38-digit context, so it rounds rather than raises.
+The arithmetic is exact (``EXACT``): a quantity is a float's shortest decimal (exponents
+-324 to 15) and a month's total stays below 1e35, so a sum or a product with a 9-place
+price needs fewer than 400 digits; only the row's cost is rounded, once.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 from operators.records import to_datetime, to_us
 
 COST_EXPONENT = Decimal("1e-9")
 MAX_UNIT_PRICE = Decimal(10) ** 6
+EXACT = Context(prec=400)  # enough digits that no sum or product here rounds (see above)
 # month_of's range: datetime holds years 1 to 9999; the watermark and "never" lie outside.
 _FIRST_US = to_us(datetime(1, 1, 1, tzinfo=UTC))
 _LAST_US = to_us(datetime(9999, 12, 1, tzinfo=UTC))
@@ -118,8 +121,7 @@ class PriceCatalog:
         if version is None:
             return None
         q = Decimal(repr(float(quantity)))
-        with localcontext() as ctx:
-            ctx.prec = 38  # quantize too: outside this context it would round to 28 digits
+        with localcontext(EXACT):
             cost = graduated_cost(version.tiers, month_before, q)
             return cost.quantize(COST_EXPONENT, rounding=ROUND_HALF_EVEN), mp.currency, q
 
@@ -223,7 +225,8 @@ class Pricer:
                 out.append((*row, None, None))
                 continue
             cost, currency, q = priced
-            self.month_quantity[key] = self.month_quantity.get(key, Decimal(0)) + q
+            with localcontext(EXACT):  # the default context would round the month's total
+                self.month_quantity[key] = self.month_quantity.get(key, Decimal(0)) + q
             out.append((*row, cost, currency))
         return out, unpriced
 

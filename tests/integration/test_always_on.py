@@ -172,7 +172,11 @@ def run_through_outage(services, topic, out, tmp_path, service: str, seconds: fl
     job = Job(*run_args(services, topic, out, tmp_path / "rec", "--until-end"), env=env,
               log=tmp_path / "job.log")
     try:
-        time.sleep(1)  # running, and far from done: a run reads this stream in ~2 s
+        # Past its start-up checks (the recovery store is made after --out is probed), and
+        # far from done: a run reads this stream in ~2 s. A sleep here raced the probe on a
+        # loaded machine: the service went down under it and the job rightly refused to start.
+        assert wait_until(lambda: any((tmp_path / "rec").glob("*.sqlite3*")), timeout=60,
+                          every=0.05), job.output()
         assert job.running(), job.output()
         services_sh(f"stop-{service}")
         time.sleep(seconds)

@@ -113,6 +113,9 @@ def restated_cost(tiers: list[dict], before: Decimal, quantity: Decimal) -> Deci
 @given(tiers=tier_lists(), slices=st.lists(quantities, min_size=1, max_size=8))
 @example(tiers=[{"up_to": None, "unit_price": "246.527252939"}],
          slices=[405634666382073.0, 1.1754943508222875e-38, 1.1754943508222875e-38])
+# A 38-digit context rounded 0.5 + 5.6e-181 units to 0.5, and so the cost down, not up.
+@example(tiers=[{"up_to": "1", "unit_price": "0"}, {"up_to": None, "unit_price": "1E-9"}],
+         slices=[5.599584183884948e-181, 1.5])
 def test_any_quantity_in_range_prices_and_graduated_rows_sum_to_the_months_price(tiers, slices):
     catalog = catalog_from_config([{"meter": "m", "prices": [{"tiers": tiers}]}])
     rows, unpriced = Pricer(catalog).price_rows(
