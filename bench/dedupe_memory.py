@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.streams import write_spread
 from bench.throughput import REPO, Dataset, ensure_topic, fmt_bytes, log, measure
 
 BURNWATCH = str(REPO / ".venv" / "bin" / "burnwatch")
@@ -33,24 +34,9 @@ METERS = ["api_calls", "tokens", "compute_seconds", "storage_gb_hours"]
 
 
 def write_unique(path: Path, n: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    step = SPAN_US // n
-    with tmp.open("w") as fh:
-        buf = []
-        for i in range(n):
-            t = START_US + i * step
-            sec, us = divmod(t, 1_000_000)
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-            buf.append(
-                f'{{"id":"uniq-{i:011d}","tenant":"tenant-{i % 50:02d}",'
-                f'"meter":"{METERS[(i // 50) % 4]}","quantity":{1 + i % 5},'
-                f'"time":"{stamp}.{us // 1000:03d}Z"}}\n'
-            )
-            if len(buf) >= 100_000:
-                fh.write("".join(buf))
-                buf.clear()
-        fh.write("".join(buf))
-    tmp.rename(path)
+    write_spread(path, n, START_US, SPAN_US, lambda i: (
+        f'"id":"uniq-{i:011d}","tenant":"tenant-{i % 50:02d}",'
+        f'"meter":"{METERS[(i // 50) % 4]}","quantity":{1 + i % 5}'))
 
 
 def run_dedupe_memory(args) -> None:

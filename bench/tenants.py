@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench.streams import write_spread
 from bench.throughput import REPO, fmt_bytes, log, measure
 
 START_US = 1_795_392_000_000_000  # 2026-11-23T00:00:00Z
@@ -35,20 +35,9 @@ pricing:
 
 
 def write_tenants(path: Path, n: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    step = SPAN_US // n
-    with tmp.open("w") as fh:
-        buf = []
-        for i in range(n):
-            sec, us = divmod(START_US + i * step, 1_000_000)
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-            buf.append(f'{{"id":"t-{i:09d}","tenant":"tenant-{i:09d}","meter":"api_calls",'
-                       f'"quantity":{1 + i % 5},"time":"{stamp}.{us // 1000:03d}Z"}}\n')
-            if len(buf) >= 100_000:
-                fh.write("".join(buf))
-                buf.clear()
-        fh.write("".join(buf))
-    tmp.rename(path)
+    write_spread(path, n, START_US, SPAN_US, lambda i: (
+        f'"id":"t-{i:09d}","tenant":"tenant-{i:09d}","meter":"api_calls",'
+        f'"quantity":{1 + i % 5}'))
 
 
 def main() -> None:
