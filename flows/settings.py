@@ -38,7 +38,8 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-_SECRET_SECTIONS = {"webhooks", "kafka", "storage_options", "url", "secret", "routing_key"}
+_SECRET_SECTIONS = {"webhooks", "kafka", "storage_options", "url", "secret", "routing_key",
+                    "dimension_key"}
 
 
 class ConfigError(Exception):
@@ -233,6 +234,18 @@ class Settings(BaseSettings):
         "burnwatch", description="FOCUS ProviderName / InvoiceIssuerName of the cost lines"
     )
     tenant_shards: int = Field(8, ge=1, le=4096, description="Burn and alert state shards")
+    meters: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Meter definitions: slug, event_type, aggregation, value_property, "
+        "group_by, filter, private, max_groups (README \"Meters\")",
+    )
+    max_groups: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="Dimension tuples per (tenant, meter) and month; the rest go to __other__",
+    )
+    dimension_key: SecretStr | None = Field(
+        None, description="HMAC key of private dimensions (env BURNWATCH_DIMENSION_KEY)"
+    )
     pricing: list[dict[str, Any]] = Field(default_factory=list, description="Price catalog")
     tenants: dict[str, TenantSettings] = Field(
         default_factory=dict, description="Budgets and credit grants per tenant"
@@ -276,6 +289,20 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
+    def _meters(self) -> Settings:
+        meters = meter_set(self)  # raises ValueError naming meters[i].key
+        if meters is not None:
+            from operators.usage.meters import ADDITIVE
+
+            for i, entry in enumerate(self.pricing):
+                agg = meters.aggregation_of(entry.get("meter"))
+                if agg not in ADDITIVE:
+                    raise ValueError(
+                        f"pricing[{i}].meter: {entry['meter']!r} is a {agg} meter, whose rows "
+                        "do not add up over windows; price a sum, count or unique_count meter")
+        return self
+
+    @model_validator(mode="after")
     def _lateness_fits_windows(self) -> Settings:
         if self.max_lateness < self.allowed_lateness:
             raise ValueError("max_lateness must be at least allowed_lateness")
@@ -295,6 +322,18 @@ class Settings(BaseSettings):
         if yaml_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
         return tuple(sources)
+
+
+def meter_set(settings: Settings):
+    """The meter definitions as the flow uses them; None when there are none."""
+    if not settings.meters:
+        return None
+    from operators.usage.fields import RecordLimits
+    from operators.usage.meters import meters_from_config
+
+    key = settings.dimension_key.get_secret_value().encode() if settings.dimension_key else None
+    return meters_from_config(settings.meters, settings.max_groups, key,
+                              RecordLimits(settings.max_quantity, settings.max_identifier_length))
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -12,7 +12,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from flows.settings import Settings
+from flows.settings import Settings, meter_set
 from operators.alerting.anomaly import ModelConfig
 from operators.alerting.policy import AlertPolicy
 from operators.alerting.webhooks import WebhookTarget
@@ -58,6 +58,7 @@ def usage_config(settings: Settings, *, follow_wall_clock: bool,
         id_shards=settings.id_shards,
         max_clock_skew_us=duration_us(settings.max_clock_skew),
         limits=RecordLimits(settings.max_quantity, settings.max_identifier_length),
+        meters=meter_set(settings),
         sink_partitions=settings.sink_partitions,
         catalog=catalog_from_config(settings.pricing) if settings.pricing else None,
         burn=burn_config(settings),

@@ -13,6 +13,11 @@ LATE_PARTIALS = Counter(
     "Late (tenant, meter, window) partial aggregates, one per key per window-step batch,"
     " that reached an already emitted window",
 )
+DIMENSION_OVERFLOW = Counter(
+    "burnwatch_dimension_overflow",
+    "Readings whose dimensions went to the __other__ group: their (tenant, meter) had"
+    " max_groups dimension tuples in the month already",
+)
 ROLLUP_ROWS = Counter("burnwatch_rollup_rows", "Rollup rows emitted, by kind", ["kind"])
 ROWS_WRITTEN = Counter("burnwatch_rows_written", "Rows written, by dataset", ["dataset"])
 FILES_WRITTEN = Counter("burnwatch_files_written", "Files written, by dataset", ["dataset"])

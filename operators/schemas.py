@@ -19,9 +19,11 @@ ROLLUPS_SCHEMA = pa.schema(
     [
         ("tenant", pa.string()),
         ("meter", pa.string()),
+        # group_by dimensions of the meter's definition; empty for a meter without
+        ("dimensions", pa.map_(pa.string(), pa.string())),
         ("window_start", TIMESTAMP),
         ("window_end", TIMESTAMP),
-        ("quantity", pa.float64()),
+        ("quantity", pa.float64()),  # the meter's aggregation (README "Aggregations")
         ("events", pa.int64()),
         ("quantity_max", pa.float64()),
         ("last_event_time", TIMESTAMP),
@@ -29,6 +31,7 @@ ROLLUPS_SCHEMA = pa.schema(
         ("revision", pa.int32()),
         ("cost", MONEY),  # null until a price catalog applies
         ("currency", pa.string()),
+        ("aggregation", pa.string()),  # sum | count | unique_count | max | min | latest
     ]
 )
 
@@ -120,8 +123,7 @@ def columns(rows: list[tuple]) -> list[list]:
     return [list(c) for c in zip(*rows, strict=True)]
 
 
-# Row: tenant, meter, start, end, quantity, events, max, last_time, last, revision, cost, currency
-ROLLUPS = Dataset("rollups", ROLLUPS_SCHEMA, 2, columns)
+ROLLUPS = Dataset("rollups", ROLLUPS_SCHEMA, 3, columns)  # rows: operators.records.RollupRow
 DEAD_LETTER = Dataset("dead_letter", DEAD_LETTER_SCHEMA, 0, columns)
 BURN = Dataset("burn", BURN_SCHEMA, 1, columns)
 LEDGER = Dataset("ledger", LEDGER_SCHEMA, 1, columns)

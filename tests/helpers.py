@@ -53,4 +53,5 @@ def run(items, *, now: datetime | None = None, **settings):
 
 def window(row) -> tuple:
     """(minute of window start, quantity, events, revision) of a rollup row."""
-    return ((to_datetime(row[2]) - T0) / timedelta(minutes=1), row[4], row[5], row[9])
+    return ((to_datetime(row.window_start_us) - T0) / timedelta(minutes=1), row.quantity,
+            row.events, row.revision)

@@ -26,6 +26,7 @@ fields AS (
         line_no,
         j->>'$.id' AS id,
         json_type(j, '$.id') AS id_type,
+        coalesce(j->>'$.source', '') AS source,  -- identity is (source, id)
         CASE WHEN j->>'$.specversion' IS NULL THEN j->>'$.tenant' ELSE j->>'$.subject' END
             AS tenant,
         CASE WHEN j->>'$.specversion' IS NULL THEN j->>'$.meter' ELSE j->>'$.data.meter' END
@@ -64,7 +65,7 @@ in_time AS (  -- not more than max_lateness behind the watermark
     SELECT * FROM watermarked WHERE ts >= wm - INTERVAL 7 DAY
 ),
 first_arrivals AS (
-    SELECT * FROM in_time QUALIFY row_number() OVER (PARTITION BY id ORDER BY line_no) = 1
+    SELECT * FROM in_time QUALIFY row_number() OVER (PARTITION BY source, id ORDER BY line_no) = 1
 )
 SELECT tenant, meter, (epoch_us(ts) // $window_us) * $window_us AS window_start_us,
        sum(quantity) AS quantity, count(*) AS events

@@ -88,8 +88,8 @@ def _month(time_us: int) -> tuple[int, int]:
 def focus_rows(rows: list[tuple], party: FocusParty, units: dict[str, str]) -> list[tuple]:
     """FOCUS rows for priced rollup rows (rows without a price have no cost line)."""
     out = []
-    for (tenant, meter, start, end, quantity, _events, _max, _last_t, _last, revision,
-         cost, currency) in rows:
+    for (tenant, meter, _dims, start, end, quantity, _events, _max, _last_t, _last, revision,
+         cost, currency, _agg) in rows:
         if cost is None:
             continue
         month_start, month_end = _month(start)

@@ -35,14 +35,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
-from operators.records import to_datetime, to_us
+from operators.records import RollupRow, month_of, to_datetime, to_us  # noqa: F401 (month_of: re-exported)
 
 COST_EXPONENT = Decimal("1e-9")
 MAX_UNIT_PRICE = Decimal(10) ** 6
 EXACT = Context(prec=400)  # enough digits that no sum or product here rounds (see above)
-# month_of's range: datetime holds years 1 to 9999; the watermark and "never" lie outside.
-_FIRST_US = to_us(datetime(1, 1, 1, tzinfo=UTC))
-_LAST_US = to_us(datetime(9999, 12, 1, tzinfo=UTC))
 
 
 @dataclass(frozen=True)
@@ -87,16 +84,6 @@ def graduated_cost(tiers: tuple[Tier, ...], before: Decimal, quantity: Decimal) 
             break
         lower = upper
     return cost
-
-
-def month_of(time_us: int) -> int:
-    """YYYYMM of a UTC time: the period graduated tiers accumulate over.
-
-    Times outside years 1-9999 (an unset watermark, one minus max_lateness near the
-    event-time floor) clamp to the first or last month instead of overflowing.
-    """
-    dt = to_datetime(min(max(time_us, _FIRST_US), _LAST_US))
-    return dt.year * 100 + dt.month
 
 
 @dataclass(frozen=True)
@@ -209,11 +196,11 @@ class Pricer:
         self.catalog = catalog
         self.month_quantity: dict[tuple[str, str, int], Decimal] = dict(state or {})
 
-    def price_rows(self, rows: list[tuple]) -> tuple[list[tuple], int]:
-        """Rows with cost and currency appended; and how many had no price."""
+    def price_rows(self, rows: list[RollupRow]) -> tuple[list[RollupRow], int]:
+        """Rows with cost and currency set; and how many had no price."""
         out, unpriced = [], 0
         for row in rows:
-            tenant, meter, start, quantity = row[0], row[1], row[2], row[4]
+            tenant, meter, start, quantity = row[0], row[1], row.window_start_us, row.quantity
             priced = None
             if self.catalog is not None:
                 key = (tenant, meter, month_of(start))
@@ -222,12 +209,12 @@ class Pricer:
                 )
             if priced is None:
                 unpriced += 1
-                out.append((*row, None, None))
+                out.append(row)
                 continue
             cost, currency, q = priced
             with localcontext(EXACT):  # the default context would round the month's total
                 self.month_quantity[key] = self.month_quantity.get(key, Decimal(0)) + q
-            out.append((*row, cost, currency))
+            out.append(row._replace(cost=cost, currency=currency))
         return out, unpriced
 
     def expire(self, watermark_us: int, max_lateness_us: int) -> None:

@@ -67,10 +67,10 @@ class _SpendLogic(StatefulBatchLogic):
 def _costs_by_tenant_shard(closed: Closed, shards: int) -> list[tuple[str, tuple]]:
     by_shard: dict[int, list] = {}
     for row in closed.rows:
-        cost = row[-2]
+        cost = row.cost
         if cost is not None:
-            shard = stable_hash(row[0]) % shards
-            by_shard.setdefault(shard, []).append((row[0], row[2], cost))
+            shard = stable_hash(row.tenant) % shards
+            by_shard.setdefault(shard, []).append((row.tenant, row.window_start_us, cost))
     if not closed.rows:  # a wall-clock tick: every shard hears it
         by_shard = {s: [] for s in range(shards)}
     return [(shard_key(s), (s, costs, closed.closed_through_us)) for s, costs in by_shard.items()]

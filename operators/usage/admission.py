@@ -1,14 +1,17 @@
 """Admit parsed events into the totals: lateness check, dedupe, pre-aggregation.
 
 One ``Admission`` holds one id shard's state. Its output is small: partial
-aggregates per (tenant, meter, window), already split by the window shard
-that owns the key, plus dead letters for what it rejected.
+aggregates per (tenant, meter, dimensions, window), already split by the window
+shard that owns the key, plus dead letters for what it rejected.
+
+Lateness and dedupe judge events, not readings: an event's readings share its time
+and identity, and follow its lead reading's verdict (one dead letter per record).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -34,32 +37,51 @@ class WindowPartials:
     Without groups it only carries the watermark (see ``Admission.admit``).
     """
 
-    pairs: list[tuple[str, str]]  # distinct (tenant, meter)
+    pairs: list[tuple]  # distinct (tenant, meter, dimensions)
     pair_code: np.ndarray  # int64 index into pairs, per group
     starts: np.ndarray  # int64 window start, per group
     partials: Partials
     watermark_us: int  # the sender's closing watermark
     sender: int  # the id shard that sent it
+    # unique_count readings: the group each belongs to (int64) and its value hash (uint64)
+    value_group: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    value_hash: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
 
     @classmethod
     def watermark_only(cls, watermark_us: int, sender: int) -> WindowPartials:
         none = np.empty(0, dtype=np.int64)
-        return cls([], none, none, Partials(none, none, none, none, none), watermark_us, sender)
+        return cls([], none, none, Partials(*[none] * len(Partials._fields)), watermark_us,
+                   sender)
 
-    def keys(self) -> Iterator[tuple[str, str, int]]:
-        """(tenant, meter, window_start_us) per group."""
+    def values(self) -> dict[int, list[int]] | None:
+        """The value hashes of each unique_count group (see ``WindowBook.add``)."""
+        return _values_by_group(self.value_group, self.value_hash)
+
+    def keys(self) -> Iterator[tuple]:
+        """(tenant, meter, dimensions, window_start_us) per group."""
         pairs = self.pairs
         return ((*pairs[c], s) for c, s in zip(self.pair_code.tolist(), self.starts.tolist(),
                                                strict=True))
 
 
-def combine(parts: list[WindowPartials]) -> tuple[list[tuple[str, str, int]], Partials]:
-    """One partial per (tenant, meter, window start) of several WindowPartials, folded in
-    arrival order (see :func:`operators.usage.windows.fold`): the id shards of one read each send
-    a partial for the same busy keys, and the window book's Python loop should see each
-    key once."""
+def _values_by_group(groups: np.ndarray, hashes: np.ndarray) -> dict[int, list[int]] | None:
+    if not len(groups):
+        return None
+    out: dict[int, list[int]] = {}
+    for g, h in zip(groups.tolist(), hashes.tolist(), strict=True):
+        out.setdefault(g, []).append(h)
+    return out
+
+
+def combine(
+    parts: list[WindowPartials],
+) -> tuple[list[tuple], Partials, dict[int, list[int]] | None]:
+    """One partial per (tenant, meter, dimensions, window start) of several WindowPartials,
+    folded in arrival order (see :func:`operators.usage.windows.fold`), and the
+    unique_count value hashes of each: the id shards of one read each send a partial for
+    the same busy keys, and the window book's Python loop should see each key once."""
     if len(parts) == 1:
-        return list(parts[0].keys()), parts[0].partials
+        return list(parts[0].keys()), parts[0].partials, parts[0].values()
     codes: dict[tuple[str, str], int] = {}
     pair_code = np.concatenate([
         np.array([codes.setdefault(pair, len(codes)) for pair in p.pairs],
@@ -74,7 +96,12 @@ def combine(parts: list[WindowPartials]) -> tuple[list[tuple[str, str, int]], Pa
     pairs = list(codes)
     code_of, start_of = np.divmod(cells, len(starts))
     keys = zip(code_of.tolist(), starts[start_of].tolist(), strict=True)
-    return [(*pairs[c], s) for c, s in keys], partials
+    # Each part's groups are consecutive in ``groups``: offset its value groups likewise.
+    offsets = np.cumsum([0] + [len(p.starts) for p in parts[:-1]])
+    value_group = np.concatenate([groups[o + p.value_group] for o, p in zip(offsets, parts,
+                                                                            strict=True)])
+    values = _values_by_group(value_group, np.concatenate([p.value_hash for p in parts]))
+    return [(*pairs[c], s) for c, s in keys], partials, values
 
 
 @dataclass(slots=True)
@@ -146,7 +173,7 @@ class Admission:
                            batch.seen_max_us - cfg.allowed_lateness_us, before)
             too_late = batch.time_us < met - cfg.max_lateness_us
             if too_late.any():
-                for i in np.flatnonzero(too_late).tolist():
+                for i in np.flatnonzero(too_late & batch.lead).tolist():
                     out.dead_letters.append(
                         _dead_letter(batch, i, now_us, Reason.TOO_LATE,
                                      "more than max_lateness behind the watermark")
@@ -155,15 +182,20 @@ class Admission:
         if len(batch):
             # A late event's key is kept for the horizon after it was seen, not after its time.
             bucket_time = np.maximum(batch.time_us, wm)
-            verdicts = self.index.check_and_remember(batch.id_hash, batch.content_hash, bucket_time)
+            lead = batch.lead
+            leads = np.flatnonzero(lead)
+            verdicts = self.index.check_and_remember(
+                batch.id_hash[leads], batch.content_hash[leads], bucket_time[leads])
             out.duplicates = int((verdicts == Verdict.DUPLICATE).sum())
-            for i in np.flatnonzero(verdicts == Verdict.CONFLICT).tolist():
+            out.accepted = int((verdicts == Verdict.NEW).sum())
+            if len(leads) < len(batch):  # readings follow their event's lead
+                verdicts = verdicts[np.cumsum(lead) - 1]
+            for i in np.flatnonzero((verdicts == Verdict.CONFLICT) & lead).tolist():
                 out.dead_letters.append(
                     _dead_letter(batch, i, now_us, Reason.DUPLICATE_CONFLICT,
                                  "same id as an earlier event with other content")
                 )
             new = np.flatnonzero(verdicts == Verdict.NEW)
-            out.accepted = len(new)
             if len(new):
                 out.partials = self._pre_aggregate(batch, new, closing, sender)
         self.index.expire(wm)
@@ -190,15 +222,23 @@ class Admission:
                                   return_inverse=True)
         partials = aggregate(batch.quantity[idx], time_us, groups, len(cells))
         codes, start_of = np.divmod(cells, len(starts))
-        # A pair's window shard: stable_hash("tenant\x1fmeter") mod window_shards.
+        # A key's window shard: stable_hash("tenant\x1fmeter") mod window_shards.
         shard = (batch.key_hash % np.uint64(cfg.window_shards)).astype(np.int64)[codes]
+        value_hash = batch.value_hash[idx]
+        distinct = np.flatnonzero(value_hash)  # unique_count readings
         out = []
         for s in np.unique(shard).tolist():
             part = np.flatnonzero(shard == s)
             used, pair_code = np.unique(codes[part], return_inverse=True)
-            out.append((s, WindowPartials(
+            wp = WindowPartials(
                 [batch.keys[u] for u in used.tolist()], pair_code, starts[start_of[part]],
-                partials.take(part), closing, sender)))
+                partials.take(part), closing, sender)
+            if len(distinct):
+                # group numbers local to this part: part is sorted, so searchsorted finds them
+                mine = distinct[shard[groups[distinct]] == s]
+                wp = replace(wp, value_group=np.searchsorted(part, groups[mine]),
+                             value_hash=value_hash[mine])
+            out.append((s, wp))
         return out
 
 

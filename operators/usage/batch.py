@@ -1,9 +1,14 @@
 """A columnar batch of parsed events: what flows from parsing to dedupe.
 
 Whole batches move between steps so that the per-item cost of the dataflow
-is paid once per Kafka fetch or file chunk, not once per event. Tenant and
-meter are not repeated per event: ``key_code[i]`` indexes the batch's list of
-distinct (tenant, meter) pairs.
+is paid once per Kafka fetch or file chunk, not once per event. Tenant, meter
+and dimensions are not repeated per reading: ``key_code[i]`` indexes the batch's
+list of distinct (tenant, meter, dimensions) keys.
+
+One event can feed several meters: each of its *readings* is a row, the rows of
+one event are adjacent and the first is its ``lead``. They share the event's
+dedupe key and content hash, and the lead's verdict is theirs (see
+``operators.usage.admission``).
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ def _mix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def pair_hashes(keys: list[tuple[str, str]]) -> np.ndarray:
-    """``stable_hash`` of each (tenant, meter): it picks the pair's window shard."""
-    return np.fromiter((stable_hash(f"{t}\x1f{m}") for t, m in keys), dtype=np.uint64,
+def pair_hashes(keys: list[tuple]) -> np.ndarray:
+    """``stable_hash`` of each key's (tenant, meter): it picks the key's window shard, so
+    that every dimension tuple of a (tenant, meter) meets in one shard."""
+    return np.fromiter((stable_hash(f"{k[0]}\x1f{k[1]}") for k in keys), dtype=np.uint64,
                        count=len(keys))
 
 
@@ -52,9 +58,24 @@ def content_hashes(
     return _mix(h ^ dimensions_hash)
 
 
+def event_hashes(content: np.ndarray, lead: np.ndarray) -> np.ndarray:
+    """Each reading's content hash replaced by its event's: all its readings folded (in
+    their order), so a copy of the event that differs in any reading is a conflict."""
+    starts = np.flatnonzero(lead)
+    folded = _mix(np.bitwise_xor.reduceat(_mix(content ^ _position_in_event(lead)), starts))
+    return folded[np.cumsum(lead) - 1]
+
+
+def _position_in_event(lead: np.ndarray) -> np.ndarray:
+    """0 for a lead, 1, 2, ... for the readings after it (order matters in the fold)."""
+    idx = np.arange(len(lead), dtype=np.int64)
+    start = np.maximum.accumulate(np.where(lead, idx, 0))
+    return (idx - start).astype(np.uint64)
+
+
 @dataclass(frozen=True, slots=True)
 class EventBatch:
-    keys: list[tuple[str, str]]  # distinct (tenant, meter) pairs, shared by slices
+    keys: list[tuple]  # distinct (tenant, meter, dimensions), shared by slices
     key_hash: np.ndarray  # uint64 pair_hashes(keys)
     key_code: np.ndarray  # int64 index into keys
     quantity: np.ndarray  # float64
@@ -65,6 +86,8 @@ class EventBatch:
     id_hash: np.ndarray  # uint64, dedupe key
     content_hash: np.ndarray  # uint64, tells an exact repeat from a conflict
     row: np.ndarray  # int64, each event's position in ``lines`` and ``positions``
+    lead: np.ndarray  # bool, the first reading of its event (see module doc)
+    value_hash: np.ndarray  # uint64, a unique_count reading's value; 0 for other meters
     # The whole read's records and their Kafka offsets (or line numbers), kept for
     # the dead-letter store. Slices share them instead of copying: most events
     # never become dead letters (see __reduce__ for a slice sent to another process).
@@ -95,6 +118,8 @@ class EventBatch:
             id_hash=self.id_hash[idx],
             content_hash=self.content_hash[idx],
             row=self.row[idx],
+            lead=self.lead[idx],
+            value_hash=self.value_hash[idx],
         )
 
     def __reduce__(self):
@@ -120,8 +145,8 @@ class EventBatch:
         ]
 
     def _own_keys(self) -> EventBatch:
-        """The same events with only the (tenant, meter) pairs they use: a slice that
-        goes to another process should not carry the whole read's pairs."""
+        """The same events with only the keys they use: a slice that goes to another
+        process should not carry the whole read's keys."""
         used, code = np.unique(self.key_code, return_inverse=True)
         keys = self.keys
         return replace(self, keys=[keys[u] for u in used.tolist()], key_hash=self.key_hash[used],

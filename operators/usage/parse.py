@@ -29,12 +29,8 @@ most ``max_identifier_length`` characters after normalisation.
 from __future__ import annotations
 
 import json
-import math
 import re
-import unicodedata
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 import msgspec
 import numpy as np
@@ -43,13 +39,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.records import DeadLetter, RawBatch, Reason, UsageEvent, to_us
-from operators.usage.batch import EventBatch, content_hashes, hash64, pair_hashes
-
-
-class Rejection(NamedTuple):
-    reason: Reason
-    detail: str
-
+from operators.usage.batch import EventBatch, content_hashes, event_hashes, hash64, pair_hashes
+from operators.usage.fields import DEFAULT_LIMITS, RecordLimits, Rejection, identifier, quantity
+from operators.usage.meters import MeterSet
 
 _SCALARS = (str, int, float, bool)
 _SORTED = orjson.OPT_SORT_KEYS
@@ -76,66 +68,17 @@ _RFC3339_ANY = re.compile(
 # can hold; the ceiling keeps a window's end there.
 MIN_TIME_US = to_us(datetime(1970, 1, 1, tzinfo=UTC))
 MAX_TIME_US = to_us(datetime(9999, 1, 1, tzinfo=UTC))
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
-
-
-@dataclass(frozen=True)
-class RecordLimits:
-    """What a record may hold (settings ``max_quantity``, ``max_identifier_length``).
-
-    Why ``max_quantity`` (at most 1e15) makes overflow impossible: a window sums at most
-    2**63 events, so a float64 sum stays below 1e15 * 2**63 < 1e35, far from 1.8e308;
-    pricing bounds unit prices (``operators.spend.pricing.MAX_UNIT_PRICE``) so that a
-    row's cost fits decimal(38, 9), see there.
-    """
-
-    max_quantity: float = 1e12
-    max_identifier_length: int = 256
-
-
-DEFAULT_LIMITS = RecordLimits()
-
-
-def _identifier(value: str, what: str, max_length: int) -> str | Rejection:
-    """``value`` as an identifier (NFC, no control characters, bounded length)."""
-    if not value.isascii():
-        value = unicodedata.normalize("NFC", value)
-    if _CONTROL.search(value):
-        return Rejection(Reason.INVALID_FIELD, f"{what} has a control character")
-    if len(value) > max_length:
-        return Rejection(Reason.INVALID_FIELD, f"{what} is longer than {max_length} characters")
-    return value
 
 
 def _text(obj: dict, key: str, max_length: int | None = None) -> str | Rejection:
     value = obj.get(key)
     if type(value) is str and value and not value.isspace():
-        return value if max_length is None else _identifier(value, key, max_length)
+        return value if max_length is None else identifier(value, key, max_length)
     if value is None or value == "":
         return Rejection(Reason.MISSING_FIELD, f"{key} is missing or empty")
     if not isinstance(value, str):
         return Rejection(Reason.INVALID_FIELD, f"{key} must be a string")
     return Rejection(Reason.MISSING_FIELD, f"{key} is blank")
-
-
-def _quantity(value: object, max_quantity: float) -> float | Rejection:
-    if value is None:
-        return Rejection(Reason.MISSING_FIELD, "quantity is missing")
-    # bool is an int subclass; true is not a quantity
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return Rejection(Reason.INVALID_QUANTITY, "quantity is not a number")
-    try:
-        q = float(value)
-    except OverflowError:
-        return Rejection(Reason.INVALID_QUANTITY, "quantity is out of range")
-    if not math.isfinite(q):
-        return Rejection(Reason.INVALID_QUANTITY, "quantity is not finite")
-    if q < 0:
-        return Rejection(Reason.INVALID_QUANTITY, "quantity is negative")
-    if q > max_quantity:
-        return Rejection(Reason.INVALID_QUANTITY,
-                         f"quantity is above max_quantity ({max_quantity:g})")
-    return q
 
 
 def _time_text(value: object) -> str | Rejection:
@@ -178,10 +121,10 @@ def _dimensions(value: object, max_length: int) -> bytes | Rejection:
             if v is not None and not isinstance(v, _SCALARS):
                 return Rejection(Reason.INVALID_FIELD, f"dimension {k[:64]!r} is not a scalar")
             v = "" if v is None else str(v)
-        key = _identifier(k, "a dimension key", max_length)
+        key = identifier(k, "a dimension key", max_length)
         if type(key) is Rejection:
             return key
-        v = _identifier(v, f"dimension {key[:64]!r}", max_length) if v else v
+        v = identifier(v, f"dimension {key[:64]!r}", max_length) if v else v
         if type(v) is Rejection:
             return v
         if key in flat:  # two spellings of one key: which value wins would be arbitrary
@@ -190,7 +133,7 @@ def _dimensions(value: object, max_length: int) -> bytes | Rejection:
     return orjson.dumps(flat, option=_SORTED)
 
 
-Fields = tuple  # (id, tenant, meter, quantity, time text, canonical dimensions)
+Fields = tuple  # (id, tenant, meter, quantity, time text, canonical dimensions, source)
 
 
 def _record(raw: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Fields | Rejection:
@@ -244,6 +187,7 @@ class _Shape(msgspec.Struct, gc=False):
     dimensions: dict[str, str] | None = None
     specversion: str | msgspec.UnsetType = msgspec.UNSET
     subject: str | None = None
+    source: str | None = None
     data: _Body | None = None
 
 
@@ -285,17 +229,17 @@ def _quick_fields(raw: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Fields |
         d = body.dimensions
         if plain:
             if d is None:
-                return eid, tenant, meter, q, t, _NO_DIMENSIONS
+                return eid, tenant, meter, q, t, _NO_DIMENSIONS, e.source or ""
             dims = orjson.dumps(d, option=_SORTED)
             # Each key and value is shorter than the whole object: mostly one len() suffices.
             if len(dims) <= n or all(len(k) <= n and len(v) <= n for k, v in d.items()):
-                return eid, tenant, meter, q, t, dims
+                return eid, tenant, meter, q, t, dims, e.source or ""
             return None
         # The rule's own checks; if one refuses, the rule names the reason.
-        tenant, meter = _identifier(tenant, "tenant", n), _identifier(meter, "meter", n)
+        tenant, meter = identifier(tenant, "tenant", n), identifier(meter, "meter", n)
         dims = _dimensions(d, n)
         if Rejection not in (type(tenant), type(meter), type(dims)):
-            return eid, tenant, meter, q, t, dims
+            return eid, tenant, meter, q, t, dims, e.source or ""
     return None
 
 
@@ -314,14 +258,75 @@ def _checked_fields(obj: dict, limits: RecordLimits) -> Fields | Rejection:
         _text(obj, "id"),
         tenant,
         _text(body, "meter", limits.max_identifier_length),
-        _quantity(body.get("quantity"), limits.max_quantity),
+        quantity(body.get("quantity"), limits.max_quantity),
         _time_text(obj.get("time")),
         _dimensions(body.get("dimensions"), limits.max_identifier_length),
+        _source(obj),
     )
     for part in parts:
         if type(part) is Rejection:
             return part
     return parts
+
+
+def _source(obj: dict) -> str | Rejection:
+    """The event's ``source``: with its id, the identity of an event (CloudEvents)."""
+    value = obj.get("source")
+    if value is None:
+        return ""
+    if type(value) is not str:
+        return Rejection(Reason.INVALID_FIELD, "source must be a string")
+    return value
+
+
+def identity(eid: str, source: str) -> int:
+    """The dedupe key of an event: (source, id), as CloudEvents defines identity."""
+    return hash64(f"{source}\x1f{eid}".encode() if source else eid.encode())
+
+
+Reading = tuple  # (meter, value, dimensions, canonical dimensions bytes, value hash)
+Metered = tuple  # (id, tenant, time text, source, [Reading, ...])
+
+
+def _metered(raw: bytes, limits: RecordLimits, meters: MeterSet) -> Metered | Rejection:
+    """Decode one record and read it by the meter definitions (the legacy shape when no
+    definition takes its type and it names a ``meter``)."""
+    obj = _decode(raw)
+    if type(obj) is Rejection:
+        return obj
+    cloud = "specversion" in obj
+    if cloud and obj["specversion"] != "1.0":
+        return Rejection(Reason.INVALID_FIELD, "specversion must be 1.0")
+    data = obj.get("data") if cloud else obj
+    event_type = obj.get("type")
+    readings = meters.readings(event_type, data, limits)
+    if readings is None:
+        legacy = isinstance(data, dict) and "meter" in data
+        if not legacy:
+            what = f"type {event_type[:64]!r}" if type(event_type) is str else "no type"
+            return Rejection(Reason.NO_METER, f"no meter takes this event ({what})")
+        fields = _checked_fields(obj, limits)
+        if type(fields) is Rejection:
+            return fields
+        eid, tenant, meter, q, t, dims, source = fields
+        return eid, tenant, t, source, [(meter, q, (), dims, 0)]
+    if type(readings) is Rejection:
+        return readings
+    n = limits.max_identifier_length
+    head = (
+        _text(obj, "id"),
+        _text(obj, "subject", n) if cloud else _text(obj, "tenant", n),
+        _time_text(obj.get("time")),
+        _source(obj),
+    )
+    for part in head:
+        if type(part) is Rejection:
+            return part
+    return (*head, [(m, q, dims, _dims_bytes(dims), vh) for m, q, dims, vh in readings])
+
+
+def _dims_bytes(dims: tuple) -> bytes:
+    return orjson.dumps(dict(dims)) if dims else _NO_DIMENSIONS
 
 
 def times_us(texts: list[str]) -> tuple[np.ndarray, dict[int, Rejection]]:
@@ -356,7 +361,7 @@ def parse_event(raw: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> UsageEvent
     fields = _record(raw, limits)
     if type(fields) is Rejection:
         return fields
-    eid, tenant, meter, q, t, dims = fields
+    eid, tenant, meter, q, t, dims, _source = fields
     us, bad = times_us([t])
     if bad:
         return bad[0]
@@ -366,46 +371,72 @@ def parse_event(raw: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> UsageEvent
 
 def parse_batch(
     raw: RawBatch, *, now_us: int, max_clock_skew_us: int,
-    limits: RecordLimits = DEFAULT_LIMITS,
+    limits: RecordLimits = DEFAULT_LIMITS, meters: MeterSet | None = None,
 ) -> tuple[EventBatch, list[DeadLetter]]:
     """Parse a batch; events stamped too far ahead of ``now_us`` are rejected.
 
     ``now_us`` is the wall clock when the batch was read: a gap in traffic
-    does not make the next event a future one. Dead letters are in read order.
+    does not make the next event a future one. Dead letters are in read order, one
+    per record. With ``meters``, records are read by the meter definitions (one event
+    may give several readings, see operators/usage/batch.py).
     """
     lines = raw.lines
     rejected: list[tuple[int, Rejection]] = []
-    keep: list[int] = []
+    keep: list[int] = []  # per reading: its line
     ids: list[int] = []
     codes: list[int] = []
     qty: list[float] = []
     times: list[str] = []
     dims: list[int] = []
-    keys: dict[tuple[str, str], int] = {}  # (tenant, meter) -> code, per batch
+    lead: list[bool] = []
+    values: list[int] = []
+    keys: dict[tuple, int] = {}  # (tenant, meter, dimensions) -> code, per batch
     for i, line in enumerate(lines):
         try:
-            fields = _quick_fields(line, limits) or _record(line, limits)
+            if meters is None:
+                fields = _quick_fields(line, limits) or _record(line, limits)
+            else:
+                fields = _metered(line, limits, meters)
         except Exception as ex:  # by contract: what a record's content raises is its dead letter
             fields = Rejection(Reason.INVALID_VALUE, f"{type(ex).__name__}: {ex}"[:200])
         if type(fields) is Rejection:
             rejected.append((i, fields))
             continue
-        eid, tenant, meter, q, t, d = fields
-        keep.append(i)
-        ids.append(hash64(eid.encode()))
-        codes.append(keys.setdefault((tenant, meter), len(keys)))
-        qty.append(q)
-        times.append(t)
-        dims.append(hash64(d))
+        if meters is None:
+            eid, tenant, meter, q, t, d, source = fields
+            keep.append(i)
+            ids.append(identity(eid, source))
+            codes.append(keys.setdefault((tenant, meter, ()), len(keys)))
+            qty.append(q)
+            times.append(t)
+            dims.append(hash64(d))
+            lead.append(True)
+            values.append(0)
+            continue
+        eid, tenant, t, source, readings = fields
+        key = identity(eid, source)
+        first = True
+        for meter, q, dim_key, d, value_hash in readings:
+            keep.append(i)
+            ids.append(key)
+            codes.append(keys.setdefault((tenant, meter, dim_key), len(keys)))
+            qty.append(q)
+            times.append(t)
+            dims.append(hash64(d))
+            lead.append(first)
+            values.append(value_hash)
+            first = False
 
     time_us, bad_times = times_us(times)
-    rejected.extend((keep[j], r) for j, r in bad_times.items())
+    # The readings of one event share its time: one dead letter, for its lead reading.
+    rejected.extend((keep[j], r) for j, r in bad_times.items() if lead[j])
     ahead = time_us > now_us + max_clock_skew_us
     ahead[list(bad_times)] = False  # one dead letter per line
     for j in np.flatnonzero(ahead).tolist():
-        rejected.append((keep[j], Rejection(
-            Reason.FUTURE_TIMESTAMP,
-            f"time is {(time_us[j] - now_us) / 1e6:.0f}s ahead of the clock")))
+        if lead[j]:
+            rejected.append((keep[j], Rejection(
+                Reason.FUTURE_TIMESTAMP,
+                f"time is {(time_us[j] - now_us) / 1e6:.0f}s ahead of the clock")))
     good = ~ahead
     good[list(bad_times)] = False
     sel = slice(None) if good.all() else np.flatnonzero(good)
@@ -419,21 +450,27 @@ def parse_batch(
     ]
     kept = np.asarray(keep, dtype=np.int64)[sel]
     code = np.asarray(codes, dtype=np.int64)[sel]
-    quantity = np.asarray(qty, dtype=np.float64)[sel]
+    quantity_ = np.asarray(qty, dtype=np.float64)[sel]
     time_us = time_us[sel]
+    leads = np.asarray(lead, dtype=bool)[sel]
     key_list = list(keys)
     key_hash = pair_hashes(key_list)
+    content = content_hashes(key_hash, code, quantity_, time_us,
+                             np.asarray(dims, dtype=np.uint64)[sel])
+    if not leads.all():
+        content = event_hashes(content, leads)
     return EventBatch(
         keys=key_list,
         key_hash=key_hash,
         key_code=code,
-        quantity=quantity,
+        quantity=quantity_,
         time_us=time_us,
         seen_max_us=np.maximum.accumulate(time_us),
         id_hash=np.asarray(ids, dtype=np.uint64)[sel],
-        content_hash=content_hashes(key_hash, code, quantity, time_us,
-                                    np.asarray(dims, dtype=np.uint64)[sel]),
+        content_hash=content,
         row=kept,
+        lead=leads,
+        value_hash=np.asarray(values, dtype=np.uint64)[sel],
         lines=lines,
         positions=_positions(offsets),
         source=raw.source,

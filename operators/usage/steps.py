@@ -22,12 +22,13 @@ from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulBatchLogic
 
 from operators import metrics
-from operators.records import DeadLetter, RawBatch, partition_key, to_datetime
+from operators.records import DeadLetter, RawBatch, month_of, partition_key, to_datetime
 from operators.spend.burn import BurnConfig
 from operators.spend.focus import FocusParty
 from operators.spend.pricing import PriceCatalog, Pricer
 from operators.usage.admission import Admission, AdmissionConfig, WindowPartials, combine
 from operators.usage.batch import EventBatch
+from operators.usage.meters import MeterSet
 from operators.usage.parse import DEFAULT_LIMITS, RecordLimits, parse_batch
 from operators.usage.run_files import RunFileConfig, RunFiles
 from operators.usage.shard_keys import shard_key, shard_of
@@ -49,6 +50,7 @@ class UsageConfig:
     focus_party: FocusParty = FocusParty()
     dedupe_files: RunFileConfig | None = None  # large dedupe runs as files (with recovery)
     limits: RecordLimits = DEFAULT_LIMITS
+    meters: MeterSet | None = None  # meter definitions; None: only the legacy shape
 
 
 @dataclass(frozen=True)
@@ -119,19 +121,23 @@ class _WindowLogic(StatefulBatchLogic):
         # already trail by allowed_lateness; here they only age.
         self.upstream = LeastWatermark(0, adm.follow_wall_clock, expected=config.id_shards)
         self.max_lateness_us = adm.max_lateness_us
+        shapes = config.meters.shapes() if config.meters else None
         if state is None:
-            self.book = WindowBook(adm.window_us)
+            self.book = WindowBook(adm.window_us, meters=shapes)
             self.pricer = Pricer(config.catalog)
         else:
-            self.book = WindowBook.restore(state[0])
+            self.book = WindowBook.restore(state[0], shapes)
             self.upstream.restore(_upstream_state(state[1], config.id_shards))
             self.shard = state[2]
             self.pricer = Pricer(config.catalog, state[3])
 
     def _emit(self, rows: list[tuple], tick: bool = False):
         closed = self.book.closed_through_us
+        if self.book.overflowed:
+            metrics.DIMENSION_OVERFLOW.inc(self.book.overflowed)
+            self.book.overflowed = 0
         if rows:
-            corrections = sum(1 for r in rows if r[-1] > 0)
+            corrections = sum(1 for r in rows if r.revision > 0)
             metrics.ROLLUP_ROWS.labels("correction").inc(corrections)
             metrics.ROLLUP_ROWS.labels("window").inc(len(rows) - corrections)
             rows, unpriced = self.pricer.price_rows(rows)
@@ -139,6 +145,7 @@ class _WindowLogic(StatefulBatchLogic):
             if self.book.watermark_us != NEVER:  # else closed by the end of input alone
                 metrics.WATERMARK.labels(self.shard).set(self.book.watermark_us / 1e6)
                 self.pricer.expire(self.book.watermark_us, self.max_lateness_us)
+                self.book.expire(month_of(self.book.watermark_us - self.max_lateness_us))
             return [Closed(rows, closed)], StatefulBatchLogic.RETAIN
         # An empty emission on a tick lets the sinks flush and spend move on time.
         return ([Closed([], closed)] if tick else []), StatefulBatchLogic.RETAIN
@@ -148,8 +155,8 @@ class _WindowLogic(StatefulBatchLogic):
         self.shard = str(values[0][0])
         parts = [wp for _shard, wp in values if len(wp.starts)]
         if parts:
-            keys, partials = combine(parts)
-            metrics.LATE_PARTIALS.inc(self.book.add(keys, partials.rows()))
+            keys, partials, distinct = combine(parts)
+            metrics.LATE_PARTIALS.inc(self.book.add(keys, partials.rows(), distinct))
         for _shard, wp in values:
             self.upstream.observe(wp.sender, wp.watermark_us, now)
         return self._emit(self.book.advance(self.upstream.at(now)))
@@ -182,9 +189,9 @@ def _upstream_state(state: tuple, id_shards: int) -> tuple:
 
 
 def _parse(raw: RawBatch, clock: Clock, max_clock_skew_us: int,
-           limits: RecordLimits = DEFAULT_LIMITS):
+           limits: RecordLimits = DEFAULT_LIMITS, meters: MeterSet | None = None):
     batch, rejects = parse_batch(raw, now_us=clock(), max_clock_skew_us=max_clock_skew_us,
-                                 limits=limits)
+                                 limits=limits, meters=meters)
     max_us = int(batch.time_us.max()) if len(batch) else NEVER
     return batch, rejects, ReadProgress(raw.partition, raw.partitions, max_us, raw.at_end)
 
@@ -203,7 +210,7 @@ def _shard_by_id(parsed, shards: int) -> list[tuple[str, tuple[int, EventBatch, 
 def meter_usage(step_id: str, up: Stream[RawBatch], config: UsageConfig, clock: Clock) -> UsageOut:
     """Parse, dedupe, window and roll up usage; bad records become dead letters."""
     parsed = op.map("parse", up, lambda raw: _parse(raw, clock, config.max_clock_skew_us,
-                                                         config.limits))
+                                                         config.limits, config.meters))
     parse_rejects = op.filter_map("parse_rejects", parsed, lambda p: p[1] or None)
     by_id = op.flat_map("shard_by_id", parsed, lambda p: _shard_by_id(p, config.id_shards))
     admitted = op.stateful_batch(

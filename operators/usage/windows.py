@@ -40,13 +40,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from operators.records import RollupRow, month_of
+
 NEVER = -(2**62)
 
 # A partial aggregate: the state that is merged as usage reaches a window.
-#   quantity (sum), events (count), quantity_max, last_time_us, quantity_last
+#   quantity (sum), events (count), quantity_max, last_time_us, quantity_last, quantity_min
 # To add an aggregate: give it a slot here, fill it in `aggregate`, combine it
-# in `merge`, and add its column to operators/schemas.py.
-Partial = list  # [float, int, float, int, float]
+# in `merge`, and read it in `meter_value` (or add its column to operators/schemas.py).
+Partial = list  # [float, int, float, int, float, float]
 
 
 def window_starts(time_us: np.ndarray, size_us: int) -> np.ndarray:
@@ -65,6 +67,7 @@ class Partials(NamedTuple):
     quantity_max: np.ndarray  # float64
     last_time_us: np.ndarray  # int64
     quantity_last: np.ndarray  # float64
+    quantity_min: np.ndarray  # float64
 
     def take(self, idx: np.ndarray) -> Partials:
         return Partials(*(column[idx] for column in self))
@@ -80,7 +83,7 @@ def aggregate(
     """One partial per group of events; input in arrival order (a later arrival wins a tie
     for 'last')."""
     ones = np.ones(len(groups), dtype=np.int64)
-    return fold(Partials(quantity, ones, quantity, time_us, quantity), groups, ngroups)
+    return fold(Partials(quantity, ones, quantity, time_us, quantity, quantity), groups, ngroups)
 
 
 def fold(partials: Partials, groups: np.ndarray, ngroups: int) -> Partials:
@@ -102,6 +105,7 @@ def fold(partials: Partials, groups: np.ndarray, ngroups: int) -> Partials:
         np.maximum.reduceat(partials.quantity_max[order], starts),
         partials.last_time_us[last],
         partials.quantity_last[last],
+        np.minimum.reduceat(partials.quantity_min[order], starts),
     )
 
 
@@ -114,6 +118,25 @@ def merge(acc: Partial, new: Partial) -> None:
     if new[3] >= acc[3]:
         acc[3] = new[3]
         acc[4] = new[4]
+    if new[5] < acc[5]:
+        acc[5] = new[5]
+
+
+def meter_value(aggregation: str, p: Partial) -> float:
+    """A row's ``quantity`` under its meter's aggregation (README "Aggregations").
+
+    ``unique_count`` partials already hold, in the sum slot, the number of values first
+    seen in their period (see ``WindowBook.add``).
+    """
+    if aggregation == "count":
+        return float(p[1])
+    if aggregation == "max":
+        return p[2]
+    if aggregation == "min":
+        return p[5]
+    if aggregation == "latest":
+        return p[4]
+    return p[0]  # sum, unique_count
 
 
 class Watermark:
@@ -243,47 +266,100 @@ class LeastWatermark:
         self.ended = set()
 
 
-Row = tuple  # (tenant, meter, window_start_us, window_end_us, *partial, revision)
+OTHER = "__other__"  # the one group a (tenant, meter) past its max_groups goes to
+
+
+@dataclass(frozen=True)
+class MeterShape:
+    """What the window step needs of a meter definition (legacy meters: the default)."""
+
+    aggregation: str = "sum"
+    max_groups: int | None = None  # distinct dimension tuples per (tenant, meter) and month
+
+
+_LEGACY = MeterShape()
+Key = tuple  # (tenant, meter, dimensions)
 
 
 @dataclass
 class WindowBook:
-    """Open windows and pending corrections of one shard of (tenant, meter) keys."""
+    """Open windows and pending corrections of one shard of (tenant, meter) keys.
+
+    Besides the windows it holds, per billing month (UTC), what makes two meter kinds exact:
+    the value hashes a ``unique_count`` meter has seen (a row counts the values first seen in
+    its month, so a month's rows sum to its distinct count), and the dimension tuples a
+    (tenant, meter) has used (beyond ``max_groups`` the rest go to one ``__other__`` group).
+    Both are forgotten with :meth:`expire` once no correction can reach their month.
+    """
 
     size_us: int
     watermark_us: int = NEVER
     closed_through_us: int = NEVER  # every window ending at or before this is emitted
-    # window_start -> (tenant, meter) -> partial; few starts are open at once
-    open: dict[int, dict[tuple[str, str], Partial]] | None = None
-    corrections: dict[tuple[str, str, int], Partial] | None = None
+    # window_start -> (tenant, meter, dimensions) -> partial; few starts are open at once
+    open: dict[int, dict[Key, Partial]] | None = None
+    corrections: dict[tuple, Partial] | None = None  # (tenant, meter, dimensions, start)
+    distinct: dict[tuple, set[int]] | None = None  # (tenant, meter, dimensions, month)
+    groups: dict[tuple, set] | None = None  # (tenant, meter, month) -> dimension tuples
+    meters: dict[str, MeterShape] | None = None  # config, not state
+    overflowed: int = 0  # readings sent to __other__ (a metric; not state)
 
     def __post_init__(self) -> None:
         self.open = {} if self.open is None else self.open
         self.corrections = {} if self.corrections is None else self.corrections
+        self.distinct = {} if self.distinct is None else self.distinct
+        self.groups = {} if self.groups is None else self.groups
+        self.meters = {} if self.meters is None else self.meters
 
-    def add(self, keys: Iterable[tuple[str, str, int]], partials: Iterable[Partial]) -> int:
-        """Add partial aggregates; returns how many reached an emitted window."""
+    def add(self, keys: Iterable[tuple], partials: Iterable[Partial],
+            values: dict[int, Iterable[int]] | None = None) -> int:
+        """Add partial aggregates keyed (tenant, meter, dimensions, window start); returns
+        how many reached an emitted window. ``values[i]``: the value hashes of group ``i``
+        of a ``unique_count`` meter."""
         late = 0
-        for (tenant, meter, start), partial in zip(keys, partials, strict=True):
+        for i, ((tenant, meter, dims, start), partial) in enumerate(zip(keys, partials,
+                                                                         strict=True)):
+            shape = self.meters.get(meter, _LEGACY)
+            if dims and shape.max_groups is not None:
+                dims = self._group(tenant, meter, dims, start, shape.max_groups)
+            if values is not None and i in values:
+                partial = list(partial)
+                partial[0] = float(self._first_seen(tenant, meter, dims, start, values[i]))
             if start + self.size_us <= self.closed_through_us:
                 late += 1
-                acc = self.corrections.get((tenant, meter, start))
+                acc = self.corrections.get((tenant, meter, dims, start))
                 if acc is None:
-                    self.corrections[(tenant, meter, start)] = list(partial)
+                    self.corrections[(tenant, meter, dims, start)] = list(partial)
                 else:
                     merge(acc, partial)
                 continue
             by_key = self.open.get(start)
             if by_key is None:
                 by_key = self.open[start] = {}
-            acc = by_key.get((tenant, meter))
+            acc = by_key.get((tenant, meter, dims))
             if acc is None:
-                by_key[(tenant, meter)] = list(partial)
+                by_key[(tenant, meter, dims)] = list(partial)
             else:
                 merge(acc, partial)
         return late
 
-    def advance(self, watermark_us: int) -> list[Row]:
+    def _group(self, tenant: str, meter: str, dims: tuple, start: int, limit: int) -> tuple:
+        seen = self.groups.setdefault((tenant, meter, month_of(start)), set())
+        if dims in seen:
+            return dims
+        if len(seen) < limit:
+            seen.add(dims)
+            return dims
+        self.overflowed += 1
+        return tuple((k, OTHER) for k, _v in dims)
+
+    def _first_seen(self, tenant: str, meter: str, dims: tuple, start: int,
+                    hashes: Iterable[int]) -> int:
+        seen = self.distinct.setdefault((tenant, meter, dims, month_of(start)), set())
+        before = len(seen)
+        seen.update(hashes)
+        return len(seen) - before
+
+    def advance(self, watermark_us: int) -> list[RollupRow]:
         """Move the watermark; emit windows it passed and pending corrections."""
         if watermark_us <= self.watermark_us:
             return []
@@ -293,22 +369,35 @@ class WindowBook:
             return []
         return self._close(closed_through)
 
-    def close_all(self) -> list[Row]:
+    def close_all(self) -> list[RollupRow]:
         """End of input: emit every open window and pending correction."""
         ends = [start + self.size_us for start in self.open]
         closed_through = max([self.closed_through_us + self.size_us, *ends])
         return self._close(closed_through)
 
-    def _close(self, closed_through: int) -> list[Row]:
+    def expire(self, oldest_month: int) -> None:
+        """Forget distinct values and groups of months before ``oldest_month`` (YYYYMM)."""
+        for book in (self.distinct, self.groups):
+            for key in [k for k in book if k[-1] < oldest_month]:
+                del book[key]
+
+    def _row(self, key: Key, start: int, p: Partial, revision: int) -> RollupRow:
+        tenant, meter, dims = key
+        agg = self.meters.get(meter, _LEGACY).aggregation
+        return RollupRow(tenant, meter, dims, start, start + self.size_us,
+                         meter_value(agg, p), p[1], p[2], p[3], p[4], revision,
+                         None, None, agg)
+
+    def _close(self, closed_through: int) -> list[RollupRow]:
         size = self.size_us
-        rows: list[Row] = []
-        for (tenant, meter, start), p in self.corrections.items():
-            end = start + size
-            rows.append((tenant, meter, start, end, *p, (closed_through - end) // size))
+        rows: list[RollupRow] = []
+        for (tenant, meter, dims, start), p in self.corrections.items():
+            revision = (closed_through - start - size) // size
+            rows.append(self._row((tenant, meter, dims), start, p, revision))
         self.corrections = {}
         for start in sorted(s for s in self.open if s + size <= closed_through):
-            for (tenant, meter), p in self.open.pop(start).items():
-                rows.append((tenant, meter, start, start + size, *p, 0))
+            for key, p in self.open.pop(start).items():
+                rows.append(self._row(key, start, p, 0))
         self.closed_through_us = closed_through
         return rows
 
@@ -319,9 +408,19 @@ class WindowBook:
             self.closed_through_us,
             {s: {k: list(p) for k, p in d.items()} for s, d in self.open.items()},
             {k: list(p) for k, p in self.corrections.items()},
+            {k: set(v) for k, v in self.distinct.items()},
+            {k: set(v) for k, v in self.groups.items()},
         )
 
     @classmethod
-    def restore(cls, state: tuple) -> WindowBook:
-        size, wm, ct, open_, corrections = state
-        return cls(size, wm, ct, open_, corrections)
+    def restore(cls, state: tuple, meters: dict[str, MeterShape] | None = None) -> WindowBook:
+        size, wm, ct, open_, corrections, *kinds = state
+        if kinds:
+            return cls(size, wm, ct, open_, corrections, *kinds, meters=meters)
+        # A store written before dimensions: keys (tenant, meter), partials without a min.
+        def upgrade(p: Partial) -> Partial:
+            return [*p, p[2]] if len(p) == 5 else p  # the min is not known: the max bounds it
+        open_ = {s: {(t, m, ()): upgrade(p) for (t, m), p in d.items()}
+                 for s, d in open_.items()}
+        corrections = {(t, m, (), s): upgrade(p) for (t, m, s), p in corrections.items()}
+        return cls(size, wm, ct, open_, corrections, meters=meters)

@@ -46,7 +46,7 @@ def test_too_late_and_future_events_go_to_dead_letter_with_their_position():
                     now=T0 + timedelta(days=8, minutes=1))
     assert sorted((d.reason, d.offset) for d in dls) == [("future_timestamp", 4),
                                                          ("too_late", 2)]
-    assert sum(r[5] for r in rows) == 2
+    assert sum(r.events for r in rows) == 2
 
 
 @pytest.mark.parametrize("old_first", [True, False])
@@ -60,21 +60,21 @@ def test_an_event_meets_the_watermark_of_its_arrival_not_of_its_whole_read(tmp_p
     rows, dls = run(reads(lines), now=now)
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    assert sum(r[5] for r in rows) == sum(n for _, n in oracle_totals([path], now=now).values())
+    assert sum(r.events for r in rows) == sum(n for _, n in oracle_totals([path], now=now).values())
     assert [d.reason for d in dls] == ([] if old_first else ["too_late"])
 
 
 def test_duplicates_count_once_and_conflicts_are_dead_letters():
     a = event("a", 0.5, 1)
     rows, dls = run(reads([a, a], [a, event("a", 0.5, 9), event("b", 0.6, 2)]))
-    assert sum(r[4] for r in rows) == 3.0
-    assert sum(r[5] for r in rows) == 2
+    assert sum(r.quantity for r in rows) == 3.0
+    assert sum(r.events for r in rows) == 2
     assert [(d.reason, d.offset) for d in dls] == [("duplicate_conflict", 4)]
 
 
 def test_bad_records_never_stop_the_flow():
     rows, dls = run(reads([b"garbage", event("a", 1)], [b"{}", b"\x00\xff", event("b", 1)]))
-    assert sum(r[5] for r in rows) == 2
+    assert sum(r.events for r in rows) == 2
     assert sorted(d.offset for d in dls) == [1, 3, 4]
     assert all(d.raw in (b"garbage", b"{}", b"\x00\xff") for d in dls)
 
@@ -87,7 +87,8 @@ def test_shard_count_does_not_change_totals():
         rows, _ = run(batches, id_shards=shards, window_shards=shards)
         acc = {}
         for r in rows:
-            acc[(r[0], r[1], r[2])] = acc.get((r[0], r[1], r[2]), 0) + r[4]
+            key = (r.tenant, r.meter, r.window_start_us)
+            acc[key] = acc.get(key, 0) + r.quantity
         totals.append(acc)
     assert totals[0] == totals[1] == totals[2]
 
@@ -125,7 +126,7 @@ def test_too_late_is_judged_against_the_greatest_event_time_of_any_partition():
                      part(1, [event("old", 0)]), part(1, [event("ok", eight_days - 3)])],
                     now=T0 + timedelta(days=8, minutes=1))
     assert [(d.reason, d.partition, d.offset) for d in dls] == [("too_late", 1, 0)]
-    assert sum(r[5] for r in rows) == 2
+    assert sum(r.events for r in rows) == 2
 
 
 @pytest.mark.parametrize("p1_says_at_end", [True, False])

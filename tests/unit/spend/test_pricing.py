@@ -3,7 +3,7 @@ from decimal import Decimal, localcontext
 
 import pytest
 
-from operators.records import to_us
+from operators.records import RollupRow, to_us
 from operators.spend.pricing import Pricer, catalog_from_config, graduated_cost
 
 NOV = to_us(datetime(2026, 11, 10, tzinfo=UTC))
@@ -53,15 +53,18 @@ def test_floats_enter_as_their_shortest_decimal_and_round_half_even():
 
 def test_pricer_tracks_monthly_quantity_per_tenant_and_meter():
     pricer = Pricer(catalog_from_config(CATALOG))
-    rows = [("a", "tokens", NOV, NOV + 1, 800.0, 1, 0, 0, 0, 0),
-            ("a", "tokens", NOV + 60, NOV + 61, 400.0, 1, 0, 0, 0, 0),
-            ("b", "tokens", NOV, NOV + 1, 400.0, 1, 0, 0, 0, 0),
-            ("a", "mystery", NOV, NOV + 1, 5.0, 1, 0, 0, 0, 0)]
+    rows = [_row("a", "tokens", NOV, 800.0), _row("a", "tokens", NOV + 60, 400.0),
+            _row("b", "tokens", NOV, 400.0), _row("a", "mystery", NOV, 5.0)]
     priced, unpriced = pricer.price_rows(rows)
-    assert [r[-2] for r in priced] == [Decimal("8.000000000"), Decimal("3.000000000"),
-                                       Decimal("4.000000000"), None]
+    assert [r.cost for r in priced] == [Decimal("8.000000000"), Decimal("3.000000000"),
+                                        Decimal("4.000000000"), None]
     assert unpriced == 1
-    assert priced[3][-1] is None and priced[0][-1] == "USD"
+    assert priced[3].currency is None and priced[0].currency == "USD"
+
+
+def _row(tenant: str, meter: str, start: int, quantity: float) -> RollupRow:
+    return RollupRow(tenant, meter, (), start, start + 60_000_000, quantity, 1, quantity,
+                     start, quantity, 0)
 
 
 @pytest.mark.parametrize("bad, where", [
@@ -119,7 +122,7 @@ def restated_cost(tiers: list[dict], before: Decimal, quantity: Decimal) -> Deci
 def test_any_quantity_in_range_prices_and_graduated_rows_sum_to_the_months_price(tiers, slices):
     catalog = catalog_from_config([{"meter": "m", "prices": [{"tiers": tiers}]}])
     rows, unpriced = Pricer(catalog).price_rows(
-        [("t", "m", NOV, NOV + 60_000_000, q, 1) for q in slices])
+        [_row("t", "m", NOV, q) for q in slices])
     assert unpriced == 0
     with localcontext() as ctx:
         ctx.prec = 1000  # the restatement must not round (a float may be 5e-324)
@@ -128,7 +131,7 @@ def test_any_quantity_in_range_prices_and_graduated_rows_sum_to_the_months_price
             exact.append(restated_cost(tiers, before, Decimal(repr(q))))
             before += Decimal(repr(q))
         # each row is its slice of the month, to the 9th decimal ...
-        assert [r[-2] for r in rows] == [c.quantize(Decimal("1e-9")) for c in exact]
+        assert [r.cost for r in rows] == [c.quantize(Decimal("1e-9")) for c in exact]
         # ... and the slices add up to the price of the month's total, exactly
         assert sum(exact) == restated_cost(tiers, Decimal(0), before)
 

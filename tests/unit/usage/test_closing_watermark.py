@@ -89,10 +89,10 @@ def _partials(sender: int, watermark_us: int, start_us: int | None) -> WindowPar
     if start_us is None:
         return WindowPartials.watermark_only(watermark_us, sender)
     one = np.ones(1)
-    return WindowPartials([("acme", "api_calls")], np.zeros(1, dtype=np.int64),
+    return WindowPartials([("acme", "api_calls", ())], np.zeros(1, dtype=np.int64),
                           np.array([start_us]),
                           Partials(one, np.ones(1, dtype=np.int64), one,
-                                   np.array([start_us]), one),
+                                   np.array([start_us]), one, one),
                           watermark_us, sender)
 
 
@@ -104,7 +104,7 @@ def test_a_window_step_closes_only_what_every_id_shard_has_passed():
     rows, _ = logic.on_batch([("w0", _partials(0, t0 + 55 * MIN, t0))])
     assert rows == []
     rows, _ = logic.on_batch([("w0", _partials(1, t0 + 30 * MIN, t0 + 40 * MIN))])
-    assert [r.rows[0][2] for r in rows] == [t0]  # closed through minute 30, not 55
+    assert [r.rows[0].window_start_us for r in rows] == [t0]  # closed through minute 30, not 55
     assert rows[0].closed_through_us == t0 + 30 * MIN
 
     # a store written when the window step kept one watermark for all its senders
@@ -208,7 +208,7 @@ def test_after_a_restart_the_time_the_job_was_down_does_not_close_windows():
     rows, _ = resumed.on_notify()  # the first tick
     assert [r for closed in rows for r in closed.rows] == []
     rows, _ = resumed.on_batch([("w0", _partials(0, t0 + 25 * MIN, t0 + 10 * MIN))])
-    revisions = sorted((r[2], r[-3]) for closed in rows for r in closed.rows)
+    revisions = sorted((r.window_start_us, r.revision) for closed in rows for r in closed.rows)
     assert revisions == [(t0 + 9 * MIN, 0), (t0 + 10 * MIN, 0)]
 
 

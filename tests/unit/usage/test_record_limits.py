@@ -94,7 +94,7 @@ def test_a_tenant_written_three_ways_is_one_tenant():
     events = [parse_event(flat(tenant=s)) for s in spellings]
     assert {e.tenant for e in events} == {"\u00c5"}
     batch, _ = parse([flat(id=str(i), tenant=s) for i, s in enumerate(spellings)])
-    assert batch.keys == [("\u00c5", "api_calls")]
+    assert batch.keys == [("\u00c5", "api_calls", ())]
 
 
 def test_meters_and_dimensions_are_normalised_too():

@@ -29,13 +29,13 @@ def test_aggregate_matches_a_python_loop():
 
 
 def test_merge_later_partial_wins_ties_for_last():
-    acc = [1.0, 1, 1.0, 5, 1.0]
-    merge(acc, [2.0, 2, 1.5, 5, 9.0])
-    assert acc == [3.0, 3, 1.5, 5, 9.0]
+    acc = [1.0, 1, 1.0, 5, 1.0, 1.0]
+    merge(acc, [2.0, 2, 1.5, 5, 9.0, 0.5])
+    assert acc == [3.0, 3, 1.5, 5, 9.0, 0.5]
 
 
 def p(q):
-    return [q, 1, q, 0, q]
+    return [q, 1, q, 0, q, q]
 
 
 def test_windows_close_when_the_watermark_passes_their_end():
@@ -43,10 +43,10 @@ def test_windows_close_when_the_watermark_passes_their_end():
     #   |---- a ----|---- b ----|
     #               ^ wm=1m closes A only
     book = WindowBook(MIN)
-    book.add([("t", "m", 0), ("t", "m", MIN)], [p(1.0), p(2.0)])
+    book.add([("t", "m", (), 0), ("t", "m", (), MIN)], [p(1.0), p(2.0)])
     assert book.advance(MIN - 1) == []
     rows = book.advance(MIN)
-    assert [(r[2], r[4], r[-1]) for r in rows] == [(0, 1.0, 0)]
+    assert [(r.window_start_us, r.quantity, r.revision) for r in rows] == [(0, 1.0, 0)]
     assert list(book.open) == [MIN]
 
 
@@ -57,31 +57,31 @@ def test_late_usage_becomes_corrections_with_increasing_revisions():
     #      x (late)        ^ wm=2m+: x emitted, revision (2m - 1m) / 1m = 1
     #      y (late)                            ^ wm=4m: y emitted, revision (4m - 1m) / 1m = 3
     book = WindowBook(MIN)
-    book.add([("t", "m", 0)], [p(1.0)])
-    assert [(r[2], r[4], r[-1]) for r in book.advance(MIN)] == [(0, 1.0, 0)]
-    assert book.add([("t", "m", 0)], [p(2.0)]) == 1
-    assert [(r[2], r[4], r[-1]) for r in book.advance(2 * MIN + 5)] == [(0, 2.0, 1)]
-    assert book.add([("t", "m", 0)], [p(4.0)]) == 1
+    book.add([("t", "m", (), 0)], [p(1.0)])
+    assert [(r.window_start_us, r.quantity, r.revision) for r in book.advance(MIN)] == [(0, 1.0, 0)]
+    assert book.add([("t", "m", (), 0)], [p(2.0)]) == 1
+    assert [(r.window_start_us, r.quantity, r.revision) for r in book.advance(2 * MIN + 5)] == [(0, 2.0, 1)]
+    assert book.add([("t", "m", (), 0)], [p(4.0)]) == 1
     assert book.advance(3 * MIN - 1) == []  # no new window boundary: nothing to emit
-    assert [(r[2], r[4], r[-1]) for r in book.advance(4 * MIN)] == [(0, 4.0, 3)]
+    assert [(r.window_start_us, r.quantity, r.revision) for r in book.advance(4 * MIN)] == [(0, 4.0, 3)]
 
 
 def test_close_all_emits_open_windows_and_pending_corrections():
     book = WindowBook(MIN)
-    book.add([("t", "m", 0)], [p(1.0)])
+    book.add([("t", "m", (), 0)], [p(1.0)])
     book.advance(MIN)
-    book.add([("t", "m", 0), ("t", "m", 5 * MIN)], [p(2.0), p(3.0)])
+    book.add([("t", "m", (), 0), ("t", "m", (), 5 * MIN)], [p(2.0), p(3.0)])
     rows = book.close_all()
-    assert sorted((r[2], r[4], r[-1] > 0) for r in rows) == [(0, 2.0, True), (5 * MIN, 3.0, False)]
+    assert sorted((r.window_start_us, r.quantity, r.revision > 0) for r in rows) == [(0, 2.0, True), (5 * MIN, 3.0, False)]
     assert book.open == {} and book.corrections == {}
 
 
 def test_snapshot_restores_the_same_book():
     book = WindowBook(MIN)
-    book.add([("t", "m", 0)], [p(1.0)])
+    book.add([("t", "m", (), 0)], [p(1.0)])
     copy = WindowBook.restore(book.snapshot())
-    book.add([("t", "m", 0)], [p(5.0)])  # does not leak into the copy
-    assert [r[4] for r in copy.close_all()] == [1.0]
+    book.add([("t", "m", (), 0)], [p(5.0)])  # does not leak into the copy
+    assert [r.quantity for r in copy.close_all()] == [1.0]
 
 
 def test_watermark_follows_the_wall_clock_only_in_always_on_mode():
@@ -122,11 +122,11 @@ def _parts(rng, pairs, parts: int = 5, n: int = 40) -> list:
         q = rng.gamma(2.0, 1.0, n).round(3)
         out.append(WindowPartials(
             own, rng.integers(0, len(own), n), rng.integers(0, 4, n) * MIN,
-            Partials(q, rng.integers(1, 5, n), q + 1, rng.integers(0, 3, n), q * 2), 0, 0))
+            Partials(q, rng.integers(1, 5, n), q + 1, rng.integers(0, 3, n), q * 2, q - 1), 0, 0))
     return out
 
 
-PAIRS = [(f"t{i}", f"m{j}") for i in range(6) for j in range(2)]
+PAIRS = [(f"t{i}", f"m{j}", ()) for i in range(6) for j in range(2)]
 
 
 def test_combined_partials_close_exactly_as_the_same_partials_added_one_by_one():
@@ -136,7 +136,7 @@ def test_combined_partials_close_exactly_as_the_same_partials_added_one_by_one()
     one_by_one, combined = WindowBook(MIN), WindowBook(MIN)
     for wp in parts:
         one_by_one.add(wp.keys(), wp.partials.rows())
-    keys, partials = combine(parts)
+    keys, partials, _values = combine(parts)
     assert len(keys) == len(set(keys)) < sum(len(wp.starts) for wp in parts)
     combined.add(keys, partials.rows())
     # Exact for fresh windows: the sums are added in the same order.
@@ -145,9 +145,10 @@ def test_combined_partials_close_exactly_as_the_same_partials_added_one_by_one()
 
 def _assert_same_rows(got: list, expected: list) -> None:
     got, expected = sorted(got), sorted(expected)
-    assert [r[:4] + r[5:] for r in got] == [r[:4] + r[5:] for r in expected]
+    assert [r[:5] + r[6:] for r in got] == [r[:5] + r[6:] for r in expected]
     # A quantity summed onto an existing total may differ in its last bits only.
-    assert [r[4] for r in got] == pytest.approx([r[4] for r in expected], rel=1e-12, abs=0)
+    assert [r.quantity for r in got] == pytest.approx([r.quantity for r in expected],
+                                                      rel=1e-12, abs=0)
 
 
 def test_combined_partials_merge_into_open_windows_and_corrections():
@@ -159,7 +160,7 @@ def test_combined_partials_merge_into_open_windows_and_corrections():
         parts = _parts(rng, PAIRS)
         for wp in parts:
             one_by_one.add(wp.keys(), wp.partials.rows())
-        keys, partials = combine(parts)
+        keys, partials, _values = combine(parts)
         combined.add(keys, partials.rows())
         if round_ == 1:
             _assert_same_rows(combined.advance(2 * MIN), one_by_one.advance(2 * MIN))
