@@ -114,7 +114,7 @@ def _encode(event: dict, cloudevents: bool, offset_minutes: int = 0) -> bytes:
     return orjson.dumps(
         {
             "id": event["id"],
-            "source": "api-gateway",  # identity is (source, id): a copy in either shape is one event
+            "source": "api-gateway",  # identity is (source, id): a copy in either shape is one
             "tenant": event["tenant"],
             "meter": event["meter"],
             "quantity": event["quantity"],

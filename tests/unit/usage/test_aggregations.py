@@ -84,7 +84,7 @@ def admit(lines):
     result = adm.admit(batch, ReadProgress(None, 1, int(batch.time_us.max()), True), 2**62)
     totals: dict = {}
     for _s, wp in result.partials:
-        for (tenant, meter, _dims, _start), part in zip(wp.keys(), wp.partials.rows(),
+        for (_tenant, meter, _dims, _start), part in zip(wp.keys(), wp.partials.rows(),
                                                          strict=True):
             totals[meter] = totals.get(meter, 0) + part[0]
     return result, totals, dead

@@ -14,7 +14,8 @@ T_US = to_us(datetime(2026, 11, 25, 10, 0, 0, 123000, tzinfo=UTC))
 
 
 def flat(**over):
-    base = {"id": "evt-1", "source": "gw", "tenant": "acme", "meter": "api_calls", "quantity": 3, "time": T,
+    base = {"id": "evt-1", "source": "gw", "tenant": "acme", "meter": "api_calls", "quantity": 3,
+            "time": T,
             "dimensions": {"region": "eu-west-1"}}
     base.update(over)
     return orjson.dumps({k: v for k, v in base.items() if v is not ...})
