@@ -239,6 +239,10 @@ class Settings(BaseSettings):
         description="Meter definitions: slug, event_type, aggregation, value_property, "
         "group_by, filter, private, max_groups (README \"Meters\")",
     )
+    tenant_property: str | None = Field(
+        None, description="JSONPath into the event's data that holds the tenant "
+        "(default: CloudEvents subject, the flat shape's tenant)",
+    )
     max_groups: int = Field(
         1000, ge=1, le=1_000_000,
         description="Dimension tuples per (tenant, meter) and month; the rest go to __other__",
@@ -326,14 +330,15 @@ class Settings(BaseSettings):
 
 def meter_set(settings: Settings):
     """The meter definitions as the flow uses them; None when there are none."""
-    if not settings.meters:
+    if not settings.meters and settings.tenant_property is None:
         return None
     from operators.usage.fields import RecordLimits
     from operators.usage.meters import meters_from_config
 
     key = settings.dimension_key.get_secret_value().encode() if settings.dimension_key else None
     return meters_from_config(settings.meters, settings.max_groups, key,
-                              RecordLimits(settings.max_quantity, settings.max_identifier_length))
+                              RecordLimits(settings.max_quantity, settings.max_identifier_length),
+                              settings.tenant_property)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

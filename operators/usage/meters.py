@@ -126,6 +126,17 @@ class MeterSet:
 
     by_type: Mapping[str, tuple[MeterDef, ...]]
     dimension_key: bytes | None = None  # HMAC key of private dimensions
+    tenant_path: tuple[str | int, ...] | None = None  # the tenant from data, not subject
+
+    def tenant(self, data: object, max_length: int) -> str | Rejection:
+        """The tenant at ``tenant_path`` in the event's data (setting ``tenant_property``)."""
+        raw = resolve(data, self.tenant_path)
+        text = _scalar_text(raw) if type(raw) is not bool else None
+        if raw is _MISSING or raw is None or text == "" or (text and text.isspace()):
+            return Rejection(Reason.MISSING_FIELD, "the tenant property is missing or empty")
+        if text is None:
+            return Rejection(Reason.INVALID_FIELD, "the tenant property is not a string or number")
+        return identifier(text, "tenant", max_length)
 
     @property
     def definitions(self) -> list[MeterDef]:
@@ -245,8 +256,15 @@ _KEYS = {"slug", "event_type", "aggregation", "value_property", "group_by", "fil
 
 def meters_from_config(entries: list[dict], max_groups: int = 1000,
                        dimension_key: bytes | None = None,
-                       limits: RecordLimits | None = None) -> MeterSet:
+                       limits: RecordLimits | None = None,
+                       tenant_property: str | None = None) -> MeterSet:
     """Build and check the definitions; a ValueError names ``meters[i].key`` (and slug)."""
+    tenant_path = None
+    if tenant_property is not None:
+        try:
+            tenant_path = compile_path(tenant_property)
+        except ValueError as ex:
+            raise ValueError(f"tenant_property: {ex}") from None
     n = (limits or RecordLimits()).max_identifier_length
     by_type: dict[str, list[MeterDef]] = {}
     seen: set[str] = set()
@@ -304,4 +322,4 @@ def meters_from_config(entries: list[dict], max_groups: int = 1000,
         by_type.setdefault(event_type, []).append(MeterDef(
             slug, event_type, agg, value_path, value_text, tuple(groups),
             _filters(e.get("filter"), f"{where}.filter"), frozenset(private), limit))
-    return MeterSet({t: tuple(d) for t, d in by_type.items()}, dimension_key)
+    return MeterSet({t: tuple(d) for t, d in by_type.items()}, dimension_key, tenant_path)

@@ -305,20 +305,24 @@ def _metered(raw: bytes, limits: RecordLimits, meters: MeterSet) -> Metered | Re
         if not legacy:
             what = f"type {event_type[:64]!r}" if type(event_type) is str else "no type"
             return Rejection(Reason.NO_METER, f"no meter takes this event ({what})")
-        fields = _checked_fields(obj, limits)
+        fields = _checked_fields(obj, limits) if meters.tenant_path is None else \
+            _checked_fields({**obj, "subject": "-", "tenant": "-"}, limits)
         if type(fields) is Rejection:
             return fields
         eid, tenant, meter, q, t, dims, source = fields
+        if meters.tenant_path is not None:
+            tenant = meters.tenant(data, limits.max_identifier_length)
+            if type(tenant) is Rejection:
+                return tenant
         return eid, tenant, t, source, [(meter, q, (), dims, 0)]
     if type(readings) is Rejection:
         return readings
     n = limits.max_identifier_length
-    head = (
-        _text(obj, "id"),
-        _text(obj, "subject", n) if cloud else _text(obj, "tenant", n),
-        _time_text(obj.get("time")),
-        _source(obj),
-    )
+    if meters.tenant_path is not None:
+        tenant = meters.tenant(data, n)
+    else:
+        tenant = _text(obj, "subject", n) if cloud else _text(obj, "tenant", n)
+    head = (_text(obj, "id"), tenant, _time_text(obj.get("time")), _source(obj))
     for part in head:
         if type(part) is Rejection:
             return part

@@ -76,3 +76,22 @@ def test_every_bad_setting_is_on_the_one_line(tmp_path):
                                               "BURNWATCH_ROWS_PER_FILE": "x"})
     assert_one_line_naming(res, "sink_partitions", tmp_path)
     assert "rows_per_file" in res.stderr
+
+
+@pytest.mark.parametrize(("text", "setting"), [
+    ("meters:\n  - {slug: t, event_type: prompt, aggregation: sum, value_property: '$..x'}\n",
+     "meters[0] (t).value_property"),
+    ("meters:\n  - {slug: t, event_type: prompt, aggregation: median}\n",
+     "meters[0] (t).aggregation"),
+    ("meters:\n  - {slug: t, event_type: e, aggregation: count, group_by: {u: $.u},"
+     " private: [u]}\n", "BURNWATCH_DIMENSION_KEY"),
+    ("meters:\n  - {slug: peak, event_type: e, aggregation: max, value_property: $.v}\n"
+     "pricing:\n  - {meter: peak, prices: [{unit_price: '1'}]}\n", "pricing[0].meter"),
+])
+def test_a_bad_meter_definition_is_named(tmp_path, text, setting):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    events = tmp_path / "e.jsonl"
+    events.write_text("")
+    res = replay(tmp_path, str(events), "--config", str(cfg))
+    assert_one_line_naming(res, setting, tmp_path)

@@ -191,3 +191,17 @@ def test_flat_events_are_matched_by_their_type_field():
              "value_property": "$.tokens", "group_by": {"model": "$.model"}}]
     batch, dead = parse([flat], defs)
     assert dead == [] and batch.keys == [("acme", "t", (("model", "m"),))]
+
+
+def test_the_tenant_can_be_a_data_property():
+    meters = meters_from_config(LLM[:1], tenant_property="$.org.id")
+    good = cloud({"tokens": 4, "type": "input", "org": {"id": "org-9"}})
+    legacy = orjson.dumps({"specversion": "1.0", "id": "l", "source": "s", "type": "usage",
+                           "time": T, "data": {"meter": "m", "quantity": 1, "org": {"id": 7}}})
+    bad = cloud({"tokens": 4, "type": "input", "org": {}})
+    batch, dead = parse_batch(RawBatch([good, legacy, bad], "f", None, range(1, 4)),
+                              now_us=2**62, max_clock_skew_us=0, meters=meters)
+    assert [k[0] for k in batch.keys] == ["org-9", "7"]  # not subject "customer-1"
+    assert [(d.offset, d.reason) for d in dead] == [(3, "missing_field")]
+    with pytest.raises(ValueError, match="^tenant_property"):
+        meters_from_config([], tenant_property="$.org[*]")
