@@ -26,7 +26,7 @@ def stable_hash(text: str) -> int:
     return hash64(text.encode())
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
+def mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: spreads every input bit over the whole word."""
     with np.errstate(over="ignore"):
         x = x ^ (x >> np.uint64(30))
@@ -52,17 +52,17 @@ def content_hashes(
     A hash of tenant, meter (``key_hash``, per pair), quantity, event time and the
     canonical dimensions; the same event in either input shape gets the same value.
     """
-    h = _mix(key_hash[key_code])
-    h = _mix(h ^ (quantity + 0.0).view(np.uint64))  # + 0.0: -0.0 and 0.0 are one quantity
-    h = _mix(h ^ time_us.view(np.uint64))
-    return _mix(h ^ dimensions_hash)
+    h = mix(key_hash[key_code])
+    h = mix(h ^ (quantity + 0.0).view(np.uint64))  # + 0.0: -0.0 and 0.0 are one quantity
+    h = mix(h ^ time_us.view(np.uint64))
+    return mix(h ^ dimensions_hash)
 
 
 def event_hashes(content: np.ndarray, lead: np.ndarray) -> np.ndarray:
     """Each reading's content hash replaced by its event's: all its readings folded (in
     their order), so a copy of the event that differs in any reading is a conflict."""
     starts = np.flatnonzero(lead)
-    folded = _mix(np.bitwise_xor.reduceat(_mix(content ^ _position_in_event(lead)), starts))
+    folded = mix(np.bitwise_xor.reduceat(mix(content ^ _position_in_event(lead)), starts))
     return folded[np.cumsum(lead) - 1]
 
 

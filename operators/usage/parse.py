@@ -39,7 +39,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.records import DeadLetter, RawBatch, Reason, UsageEvent, to_us
-from operators.usage.batch import EventBatch, content_hashes, event_hashes, hash64, pair_hashes
+from operators.usage.batch import (
+    EventBatch,
+    content_hashes,
+    event_hashes,
+    hash64,
+    mix,
+    pair_hashes,
+)
 from operators.usage.fields import DEFAULT_LIMITS, RecordLimits, Rejection, identifier, quantity
 from operators.usage.meters import MeterSet
 
@@ -279,9 +286,17 @@ def _source(obj: dict) -> str | Rejection:
     return value
 
 
-def identity(eid: str, source: str) -> int:
-    """The dedupe key of an event: (source, id), as CloudEvents defines identity."""
-    return hash64(f"{source}\x1f{eid}".encode() if source else eid.encode())
+def identities(id_hashes: list[int], source_codes: list[int], sources: dict[str, int]
+               ) -> np.ndarray:
+    """The dedupe keys of a batch: (source, id), as CloudEvents defines identity. An event
+    without a source keeps the hash of its id alone."""
+    ids = np.asarray(id_hashes, dtype=np.uint64)
+    if len(sources) == 1 and "" in sources:
+        return ids
+    by_code = np.array([hash64(src.encode()) if src else 0 for src in sources],
+                       dtype=np.uint64)
+    src = by_code[np.asarray(source_codes, dtype=np.int64)]
+    return np.where(src != 0, mix(ids ^ src), ids)
 
 
 Reading = tuple  # (meter, value, dimensions, canonical dimensions bytes, value hash)
@@ -392,8 +407,10 @@ def parse_batch(
     qty: list[float] = []
     times: list[str] = []
     dims: list[int] = []
-    lead: list[bool] = []
+    lead: list[bool] = []  # with meters only: without, every reading is its event's
     values: list[int] = []
+    source_codes: list[int] = []
+    sources: dict[str, int] = {"": 0}
     keys: dict[tuple, int] = {}  # (tenant, meter, dimensions) -> code, per batch
     for i, line in enumerate(lines):
         try:
@@ -409,20 +426,21 @@ def parse_batch(
         if meters is None:
             eid, tenant, meter, q, t, d, source = fields
             keep.append(i)
-            ids.append(identity(eid, source))
+            ids.append(hash64(eid.encode()))
+            source_codes.append(sources.setdefault(source, len(sources)))
             codes.append(keys.setdefault((tenant, meter, ()), len(keys)))
             qty.append(q)
             times.append(t)
             dims.append(hash64(d))
-            lead.append(True)
-            values.append(0)
             continue
         eid, tenant, t, source, readings = fields
-        key = identity(eid, source)
+        key = hash64(eid.encode())
+        source_code = sources.setdefault(source, len(sources))
         first = True
         for meter, q, dim_key, d, value_hash in readings:
             keep.append(i)
             ids.append(key)
+            source_codes.append(source_code)
             codes.append(keys.setdefault((tenant, meter, dim_key), len(keys)))
             qty.append(q)
             times.append(t)
@@ -433,6 +451,9 @@ def parse_batch(
 
     time_us, bad_times = times_us(times)
     # The readings of one event share its time: one dead letter, for its lead reading.
+    if meters is None:
+        lead = [True] * len(keep)
+        values = [0] * len(keep)
     rejected.extend((keep[j], r) for j, r in bad_times.items() if lead[j])
     ahead = time_us > now_us + max_clock_skew_us
     ahead[list(bad_times)] = False  # one dead letter per line
@@ -470,7 +491,7 @@ def parse_batch(
         quantity=quantity_,
         time_us=time_us,
         seen_max_us=np.maximum.accumulate(time_us),
-        id_hash=np.asarray(ids, dtype=np.uint64)[sel],
+        id_hash=identities(ids, source_codes, sources)[sel],
         content_hash=content,
         row=kept,
         lead=leads,
