@@ -41,6 +41,7 @@ from typing import NamedTuple
 import numpy as np
 
 from operators.records import RollupRow, month_of
+from operators.usage.distinct import DistinctValues
 
 NEVER = -(2**62)
 
@@ -298,7 +299,7 @@ class WindowBook:
     # window_start -> (tenant, meter, dimensions) -> partial; few starts are open at once
     open: dict[int, dict[Key, Partial]] | None = None
     corrections: dict[tuple, Partial] | None = None  # (tenant, meter, dimensions, start)
-    distinct: dict[tuple, set[int]] | None = None  # (tenant, meter, dimensions, month)
+    distinct: dict[tuple, DistinctValues] | None = None  # (tenant, meter, dimensions, month)
     groups: dict[tuple, set] | None = None  # (tenant, meter, month) -> dimension tuples
     meters: dict[str, MeterShape] | None = None  # config, not state
     overflowed: int = 0  # readings sent to __other__ (a metric; not state)
@@ -354,10 +355,11 @@ class WindowBook:
 
     def _first_seen(self, tenant: str, meter: str, dims: tuple, start: int,
                     hashes: Iterable[int]) -> int:
-        seen = self.distinct.setdefault((tenant, meter, dims, month_of(start)), set())
-        before = len(seen)
-        seen.update(hashes)
-        return len(seen) - before
+        key = (tenant, meter, dims, month_of(start))
+        seen = self.distinct.get(key)
+        if seen is None:
+            seen = self.distinct[key] = DistinctValues()
+        return seen.add(hashes)
 
     def advance(self, watermark_us: int) -> list[RollupRow]:
         """Move the watermark; emit windows it passed and pending corrections."""
@@ -408,7 +410,7 @@ class WindowBook:
             self.closed_through_us,
             {s: {k: list(p) for k, p in d.items()} for s, d in self.open.items()},
             {k: list(p) for k, p in self.corrections.items()},
-            {k: set(v) for k, v in self.distinct.items()},
+            {k: v.snapshot() for k, v in self.distinct.items()},
             {k: set(v) for k, v in self.groups.items()},
         )
 
@@ -416,10 +418,13 @@ class WindowBook:
     def restore(cls, state: tuple, meters: dict[str, MeterShape] | None = None) -> WindowBook:
         size, wm, ct, open_, corrections, *kinds = state
         if kinds:
-            return cls(size, wm, ct, open_, corrections, *kinds, meters=meters)
+            distinct, groups = kinds
+            distinct = {k: DistinctValues.restore(v) for k, v in distinct.items()}
+            return cls(size, wm, ct, open_, corrections, distinct,
+                       {k: set(v) for k, v in groups.items()}, meters=meters)
         # A store written before dimensions: keys (tenant, meter), partials without a min.
         def upgrade(p: Partial) -> Partial:
-            return [*p, p[2]] if len(p) == 5 else p  # the min is not known: the max bounds it
+            return [*p, p[2]] if len(p) == 5 else p  # legacy meters are sums: min is unread
         open_ = {s: {(t, m, ()): upgrade(p) for (t, m), p in d.items()}
                  for s, d in open_.items()}
         corrections = {(t, m, (), s): upgrade(p) for (t, m, s), p in corrections.items()}

@@ -98,3 +98,19 @@ def test_readings_of_an_event_follow_its_verdict():
     assert [(d.reason, d.offset) for d in result.dead_letters] == [("duplicate_conflict", 3)]
     assert totals == {"tok": 15.0, "calls": 2.0}
     assert np.isfinite(list(totals.values())).all()
+
+
+def test_distinct_values_across_merges_and_a_restore():
+    from operators.usage.distinct import MERGE_AT, DistinctValues
+
+    rng = np.random.default_rng(5)
+    values = rng.integers(1, 2**63, 3 * MERGE_AT, dtype=np.uint64).tolist()
+    d, seen, new = DistinctValues(), set(), 0
+    for i in range(0, len(values), 500):
+        chunk = values[i:i + 500] + values[max(0, i - 300):i]  # every chunk repeats some
+        new += d.add(chunk)
+        seen.update(chunk)
+        if i == 2000:
+            d = DistinctValues.restore(d.snapshot())
+    assert new == len(seen) == len(d)
+    assert d.add(values[:10] + [7]) == 1
